@@ -1,0 +1,194 @@
+"""A search space: fixed values plus searchable parameters (with conditions), loaded from YAML presets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from spaces.errors import ConfigError
+from spaces.schema import TrialConfig, config_error_from, nest
+
+PRESET_DIRECTORY = Path(__file__).parent / "presets"
+DOMAIN_KINDS = ("choice", "uniform", "loguniform", "integer")
+
+
+class Parameter(BaseModel):
+    """One searchable parameter: exactly one domain kind, an optional condition, PBT mutability."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    choice: list[Any] | None = None
+    uniform: tuple[float, float] | None = None
+    loguniform: tuple[float, float] | None = None
+    # Inclusive integer range.
+    integer: tuple[int, int] | None = None
+    # Active only when every named key has one of the listed values (Optuna's conditional parameters).
+    when: dict[str, list[Any]] | None = None
+    # Population Based Training may change this value during training (magnitudes, learning rate).
+    mutable: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scalar_when_values(cls, values: Any) -> Any:
+        if isinstance(values, dict) and isinstance(values.get("when"), dict):
+            values = dict(values)
+            values["when"] = {
+                key: allowed if isinstance(allowed, list) else [allowed] for key, allowed in values["when"].items()
+            }
+        return values
+
+    @model_validator(mode="after")
+    def _one_domain(self) -> Parameter:
+        kinds = [kind for kind in DOMAIN_KINDS if getattr(self, kind) is not None]
+        if len(kinds) != 1:
+            raise ValueError(f"give exactly one of {', '.join(DOMAIN_KINDS)}; got {kinds or 'none'}")
+        if self.choice is not None and not self.choice:
+            raise ValueError("choice needs at least one value")
+        for kind in ("uniform", "loguniform", "integer"):
+            bounds = getattr(self, kind)
+            if bounds is not None and not bounds[0] <= bounds[1]:
+                raise ValueError(f"{kind} needs low <= high; got {list(bounds)}")
+        if self.loguniform is not None and self.loguniform[0] <= 0:
+            raise ValueError(f"loguniform needs a positive low bound; got {list(self.loguniform)}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(kind for kind in DOMAIN_KINDS if getattr(self, kind) is not None)
+
+    def corner_values(self) -> list[Any]:
+        """Values that exercise the whole domain: every choice, or both ends of a range."""
+        if self.choice is not None:
+            return list(self.choice)
+        low, high = getattr(self, self.kind)
+        return [low] if low == high else [low, high]
+
+    def clamp(self, value: Any) -> Any:
+        """Keep a value inside its range: Population Based Training perturbs by factors without bounds."""
+        if self.kind == "choice" or not isinstance(value, (int, float)) or isinstance(value, bool):
+            return value
+        low, high = getattr(self, self.kind)
+        value = min(max(value, low), high)
+        return int(round(value)) if self.kind == "integer" else float(value)
+
+    def is_active(self, values: Mapping[str, Any]) -> bool:
+        return all(values.get(key) in allowed for key, allowed in (self.when or {}).items())
+
+
+class SearchSpace(BaseModel):
+    """What a sweep may vary. Keys are dotted TrialConfig paths (`optimizer.lr`, `augmentation.magnitude`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = "custom"
+    description: str = ""
+    fixed: dict[str, Any] = Field(default_factory=dict)
+    parameters: dict[str, Parameter] = Field(default_factory=dict)
+    # Sweep settings this space suggests (repeats, num_samples, image_size...); flags and --config override them.
+    sweep: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _keys_consistent(self) -> SearchSpace:
+        both = sorted(set(self.fixed) & set(self.parameters))
+        if both:
+            raise ValueError(f"keys both fixed and searched: {both}")
+        known = set(self.fixed) | set(self.parameters)
+        for key, parameter in self.parameters.items():
+            for condition_key in parameter.when or {}:
+                if condition_key not in known:
+                    raise ValueError(f"parameter {key!r} has a condition on {condition_key!r}, which is neither fixed nor searched")
+        return self
+
+    def mutable_parameters(self) -> dict[str, Parameter]:
+        return {key: parameter for key, parameter in self.parameters.items() if parameter.mutable}
+
+    def resolve(self, sampled: Mapping[str, Any], source: str | None = None) -> TrialConfig:
+        """A searcher's sample (flat, possibly with inactive conditional keys) as a typed TrialConfig."""
+        return TrialConfig.from_mapping(nest(self.active_values(sampled), source), source)
+
+    def active_values(self, sampled: Mapping[str, Any]) -> dict[str, Any]:
+        """Fixed values plus the sampled values whose conditions hold; the flat form leaderboards show."""
+        values = {**self.fixed}
+        for key, value in sampled.items():
+            if key in self.parameters:
+                values[key] = self.parameters[key].clamp(_plain(value))
+        return {
+            key: value
+            for key, value in values.items()
+            if key not in self.parameters or self.parameters[key].is_active(values)
+        }
+
+    def representative_samples(self) -> Iterator[dict[str, Any]]:
+        """One sample per corner value of every parameter, the others at their first corner.
+
+        Validating these catches a wrong name or range before any Ray work starts, without
+        sampling the whole space.
+        """
+        baseline = {key: parameter.corner_values()[0] for key, parameter in self.parameters.items()}
+        yield dict(baseline)
+        for key, parameter in self.parameters.items():
+            for value in parameter.corner_values()[1:]:
+                yield {**baseline, key: value}
+            # A conditional parameter is only checked when its condition holds, so make it hold.
+            for condition_key, allowed in (parameter.when or {}).items():
+                if condition_key in self.parameters:
+                    for value in parameter.corner_values():
+                        yield {**baseline, condition_key: allowed[0], key: value}
+
+    def validate_samples(self, source: str | None = None) -> list[TrialConfig]:
+        return [self.resolve(sample, source) for sample in self.representative_samples()]
+
+    def fixed_at(self, sample: Mapping[str, Any], name: str, description: str = "") -> SearchSpace:
+        """This space with every parameter fixed at the given sample: what best_config.yaml holds."""
+        return SearchSpace(name=name, description=description, fixed=self.active_values(sample), sweep=self.sweep)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars from samplers become plain Python values, so YAML and pydantic see ints and floats."""
+    if hasattr(value, "item") and callable(value.item):
+        return value.item()
+    return value
+
+
+def list_presets() -> list[str]:
+    return sorted(path.stem for path in PRESET_DIRECTORY.glob("*.yaml"))
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ConfigError("file", str(path), f"it cannot be read ({error.strerror})") from None
+    except yaml.YAMLError as error:
+        raise ConfigError("file", str(path), f"it is not valid YAML: {error}") from None
+
+
+def load_space(reference: str | Mapping[str, Any]) -> SearchSpace:
+    """A preset name (`quick`), a path to a YAML file, or an inline mapping."""
+    if isinstance(reference, Mapping):
+        return space_from_mapping(reference, "inline space")
+    path = Path(reference)
+    if reference in list_presets():
+        path = PRESET_DIRECTORY / f"{reference}.yaml"
+    elif not (path.suffix in (".yaml", ".yml") and path.exists()):
+        raise ConfigError(
+            "space", reference, f"give a preset name ({', '.join(list_presets())}) or the path of an existing YAML file"
+        )
+    values = read_yaml(path)
+    if not isinstance(values, Mapping):
+        raise ConfigError("space", str(path), "the file must hold a mapping with 'fixed' and 'parameters'")
+    return space_from_mapping({"name": path.stem, **values}, str(path))
+
+
+def space_from_mapping(values: Mapping[str, Any], source: str) -> SearchSpace:
+    try:
+        return SearchSpace.model_validate(dict(values))
+    except ValidationError as error:
+        first = error.errors()[0]
+        location = [str(part) for part in first["loc"]]
+        # "parameters.optimizer.lr.uniform" reads ambiguously with dotted keys; keep the key intact.
+        if len(location) >= 2 and location[0] == "parameters":
+            field = f"parameters[{location[1]!r}]" + "".join(f".{part}" for part in location[2:])
+            raise ConfigError(field, first.get("input"), first["msg"].removeprefix("Value error, "), source) from None
+        raise config_error_from(error, source) from None
