@@ -1,0 +1,1 @@
+"""What one trial does: data sources, real subsets, augmentation, backbones, training, metrics."""

@@ -1,0 +1,145 @@
+"""Loading an image folder with one subfolder per class, optionally inside train/, val/ (or
+validation/) and test/ folders; test files are opened only when `load_test` is called."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from torchvision.datasets.folder import make_dataset
+
+from trainables.datasets.image_conversion import IMAGE_SUFFIXES, decode_images, validate_image_options
+from trainables.datasets.image_set import DatasetError, DatasetSplits, ImageSet
+from trainables.datasets.splits import assemble_splits
+
+# Folder name -> split it holds.
+SPLIT_FOLDERS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
+
+
+def _visible_folders(folder: Path) -> list[Path]:
+    # Hidden folders (.ipynb_checkpoints, .git) are tool clutter, not classes.
+    return sorted(child for child in folder.iterdir() if child.is_dir() and not child.name.startswith("."))
+
+
+def _split_folders(root: Path) -> dict[str, Path]:
+    """{"train": path, ...} for the split folders under root; empty when root holds classes directly."""
+    folders = _visible_folders(root)
+    split_folders = [folder for folder in folders if folder.name.lower() in SPLIT_FOLDERS]
+    if not split_folders:
+        return {}
+    others = [folder.name for folder in folders if folder not in split_folders]
+    if others:
+        raise DatasetError(
+            f"'{root}' mixes split folders {[folder.name for folder in split_folders]} with other folders "
+            f"{others}; put the class folders inside train/, val/ (or validation/) and test/"
+        )
+    by_split: dict[str, Path] = {}
+    for folder in split_folders:
+        split = SPLIT_FOLDERS[folder.name.lower()]
+        if split in by_split:
+            raise DatasetError(
+                f"'{root}' has two folders for the {split} split: '{by_split[split].name}' and '{folder.name}'"
+            )
+        by_split[split] = folder
+    if "train" not in by_split:
+        raise DatasetError(
+            f"'{root}' has {sorted(folder.name for folder in split_folders)} folders but no train/ folder; "
+            f"the training images must be in '{root / 'train'}'"
+        )
+    return by_split
+
+
+def _find_class_names(class_root: Path) -> tuple[str, ...]:
+    class_names = tuple(folder.name for folder in _visible_folders(class_root))
+    if not class_names:
+        loose_images = [path.name for path in class_root.iterdir() if path.suffix.lower() in IMAGE_SUFFIXES]
+        raise DatasetError(
+            f"'{class_root}' has no class subfolders (found {len(loose_images)} loose image files); "
+            f"expected one subfolder per class, e.g. '{class_root / 'class_a' / 'image_001.png'}'"
+        )
+    if len(class_names) < 2:
+        raise DatasetError(
+            f"'{class_root}' has a single class folder {list(class_names)}; a classifier needs at least 2"
+        )
+    return class_names
+
+
+def _list_files(split_root: Path, class_names: tuple[str, ...], require_every_class: bool) -> list[tuple[Path, int]]:
+    unknown = [folder.name for folder in _visible_folders(split_root) if folder.name not in class_names]
+    if unknown:
+        raise DatasetError(
+            f"'{split_root}' has folders {unknown} that are not classes of the training folder; "
+            f"classes are {list(class_names)}"
+        )
+    class_to_index = {class_name: index for index, class_name in enumerate(class_names)}
+    files = make_dataset(split_root, class_to_index, extensions=IMAGE_SUFFIXES, allow_empty=True)
+    counts = np.bincount([label for _, label in files], minlength=len(class_names))
+    empty = [class_name for class_name, count in zip(class_names, counts) if count == 0]
+    if require_every_class and empty:
+        raise DatasetError(
+            f"class folders {empty} in '{split_root}' hold no images "
+            f"(allowed file types: {', '.join(IMAGE_SUFFIXES)})"
+        )
+    if not files:
+        raise DatasetError(f"'{split_root}' holds no images (allowed file types: {', '.join(IMAGE_SUFFIXES)})")
+    return [(Path(path), label) for path, label in files]
+
+
+def _decode(
+    files: list[tuple[Path, int]], root: Path, image_size: int | None, channels: int | None
+) -> tuple[ImageSet, int]:
+    ids = [path.relative_to(root).as_posix() for path, _ in files]
+    images, channels = decode_images([path for path, _ in files], ids, channels, image_size)
+    labels = np.array([label for _, label in files], dtype=np.int64)
+    return ImageSet(images=images, labels=labels, ids=np.array(ids)), channels
+
+
+def _load_test_folder(
+    root: Path, test_folder: Path, class_names: tuple[str, ...], image_size: int | None, channels: int
+) -> ImageSet:
+    return _decode(_list_files(test_folder, class_names, require_every_class=False), root, image_size, channels)[0]
+
+
+def load_image_folder(
+    root: Path,
+    *,
+    image_size: int | None,
+    channels: int | None,
+    seed: int,
+    split_fractions: Sequence[float],
+    ordinal: bool | None,
+) -> DatasetSplits:
+    """Class names are the training class folders' names, sorted. Files are found recursively
+    inside each class folder; ids are paths relative to `root`. With channels=None a folder
+    of grayscale images stays grayscale and any colour image makes all of them RGB."""
+    validate_image_options(image_size, channels)
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"image folder '{root}' does not exist")
+    split_folders = _split_folders(root)
+    class_names = _find_class_names(split_folders.get("train", root))
+    train_files = _list_files(split_folders.get("train", root), class_names, require_every_class=True)
+    val_files = (
+        _list_files(split_folders["val"], class_names, require_every_class=False) if "val" in split_folders else []
+    )
+    # Train and val are decoded together so that one colour image in either makes both RGB.
+    train_and_val, channels = _decode(train_files + val_files, root, image_size, channels)
+    train = train_and_val.subset(np.arange(len(train_files)))
+    val = train_and_val.subset(np.arange(len(train_files), len(train_and_val))) if val_files else None
+    test_loader = (
+        functools.partial(_load_test_folder, root, split_folders["test"], class_names, image_size, channels)
+        if "test" in split_folders
+        else None
+    )
+    return assemble_splits(
+        name=root.resolve().name,
+        class_names=class_names,
+        ordinal=bool(ordinal),
+        train=train,
+        val=val,
+        test_loader=test_loader,
+        seed=seed,
+        split_fractions=split_fractions,
+    )

@@ -1,0 +1,186 @@
+"""In-memory image sets and the split containers a sweep passes around: what a trial may see
+(`SearchData`) and what only the final evaluation may open (`DatasetSplits.load_test`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from trainables.errors import TrainableInputError
+
+
+class DatasetError(TrainableInputError):
+    """A data source cannot be loaded or is inconsistent; the message names the file or value."""
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    # Arrays that come back from Ray's object store are read-only; making ours read-only too
+    # means an in-place write fails in a plain unit test, not only inside a sweep.
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+@dataclass(frozen=True, eq=False)
+class ImageSet:
+    """Images (uint8 [N, C, H, W]), labels (int64 [N]) and stable ids (str [N]) of one split."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    ids: np.ndarray
+
+    def __post_init__(self) -> None:
+        images = np.asarray(self.images)
+        labels = np.asarray(self.labels)
+        ids = np.asarray(self.ids)
+        if images.dtype != np.uint8 or images.ndim != 4:
+            raise DatasetError(
+                f"images must be a uint8 array shaped [N, C, H, W], got dtype {images.dtype} "
+                f"and shape {images.shape}"
+            )
+        if images.shape[1] not in (1, 3):
+            raise DatasetError(
+                f"images must have 1 (grayscale) or 3 (RGB) channels in axis 1, got shape {images.shape}"
+            )
+        if labels.ndim != 1 or len(labels) != len(images):
+            raise DatasetError(
+                f"labels must be shaped [N] with N = {len(images)} (the number of images), "
+                f"got shape {labels.shape}"
+            )
+        if len(labels) and not np.issubdtype(labels.dtype, np.integer):
+            raise DatasetError(f"labels must be integers, got dtype {labels.dtype}")
+        if len(labels) and labels.min() < 0:
+            raise DatasetError(f"labels must be >= 0, got {int(labels.min())}")
+        if ids.shape != (len(images),):
+            raise DatasetError(
+                f"ids must be shaped [N] with N = {len(images)} (the number of images), got shape {ids.shape}"
+            )
+        if ids.dtype.kind != "U":
+            ids = ids.astype(str)
+        object.__setattr__(self, "images", _read_only(images))
+        object.__setattr__(self, "labels", _read_only(labels.astype(np.int64, copy=False)))
+        object.__setattr__(self, "ids", _read_only(ids))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __repr__(self) -> str:
+        # The default repr would print every pixel.
+        channels, height, width = self.images.shape[1:]
+        return f"ImageSet({len(self)} images, {channels}x{height}x{width})"
+
+    def subset(self, indices: np.ndarray) -> ImageSet:
+        """The images at `indices` (integer positions, in the given order; repeats allowed), as new arrays."""
+        indices = np.asarray(indices)
+        if indices.size == 0:
+            indices = indices.astype(np.int64)
+        if indices.ndim != 1 or not np.issubdtype(indices.dtype, np.integer):
+            raise DatasetError(
+                f"subset indices must be a 1-d integer array, got dtype {indices.dtype} and shape {indices.shape}"
+            )
+        if indices.size and (indices.min() < 0 or indices.max() >= len(self)):
+            raise DatasetError(
+                f"subset indices must lie in [0, {len(self) - 1}], got values from "
+                f"{int(indices.min())} to {int(indices.max())}"
+            )
+        return ImageSet(images=self.images[indices], labels=self.labels[indices], ids=self.ids[indices])
+
+    def class_counts(self, num_classes: int) -> np.ndarray:
+        """Number of images of each class 0..num_classes-1 (int64 [num_classes])."""
+        if len(self) and self.labels.max() >= num_classes:
+            raise DatasetError(
+                f"label {int(self.labels.max())} is out of range for {num_classes} classes "
+                f"(allowed 0..{num_classes - 1})"
+            )
+        return np.bincount(self.labels, minlength=num_classes).astype(np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class SearchData:
+    """What a trial may see: train and validation only. This is what goes into Ray's object
+    store; it holds no test images and no reference to them."""
+
+    name: str
+    class_names: tuple[str, ...]
+    ordinal: bool
+    train: ImageSet
+    val: ImageSet
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def channels(self) -> int:
+        return int(self.train.images.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train.images.shape[2])
+
+
+def _describe_counts(split_name: str, image_set: ImageSet, class_names: tuple[str, ...]) -> str:
+    counts = image_set.class_counts(len(class_names))
+    per_class = ", ".join(f"{name} {count}" for name, count in zip(class_names, counts))
+    return f"  {split_name:<5} {len(image_set):>6}: {per_class}"
+
+
+@dataclass(frozen=True, eq=False)
+class DatasetSplits:
+    """Train and validation in memory, and a loader for the test split that the search never calls."""
+
+    name: str
+    class_names: tuple[str, ...]
+    ordinal: bool
+    train: ImageSet
+    val: ImageSet
+    test_loader: Callable[[], ImageSet] = field(repr=False)
+    _loaded_test: list[ImageSet] = field(default_factory=list, init=False, repr=False)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def channels(self) -> int:
+        return int(self.train.images.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train.images.shape[2])
+
+    def load_test(self) -> ImageSet:
+        """Read the test split (once; later calls return the same set). Only for final evaluation."""
+        if not self._loaded_test:
+            test = self.test_loader()
+            expected_shape = self.train.images.shape[1:]
+            if test.images.shape[1:] != expected_shape:
+                raise DatasetError(
+                    f"test images of '{self.name}' are shaped {test.images.shape[1:]} (C, H, W), "
+                    f"but train images are {expected_shape}"
+                )
+            test.class_counts(self.num_classes)  # raises on labels out of range
+            self._loaded_test.append(test)
+        return self._loaded_test[0]
+
+    def for_search(self) -> SearchData:
+        return SearchData(
+            name=self.name, class_names=self.class_names, ordinal=self.ordinal, train=self.train, val=self.val
+        )
+
+    def describe(self, include_test: bool = False) -> str:
+        """Counts per class of each split, image size and channels. The test split is counted
+        only when `include_test` is set or it was already loaded, so describing never reads it."""
+        lines = [
+            f"{self.name}: {self.num_classes} classes, {self.image_size}x{self.image_size} px, "
+            f"{self.channels} channel{'s' if self.channels > 1 else ''}, ordinal={self.ordinal}",
+            _describe_counts("train", self.train, self.class_names),
+            _describe_counts("val", self.val, self.class_names),
+        ]
+        if include_test or self._loaded_test:
+            lines.append(_describe_counts("test", self.load_test(), self.class_names))
+        else:
+            lines.append("  test  held back: read only by the final evaluation")
+        return "\n".join(lines)

@@ -1,0 +1,140 @@
+"""Seeded stratified splitting into train / validation / test, and assembly of a `DatasetSplits`
+from whichever splits a source brings with it (carving out only the ones it lacks)."""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Callable, Sequence
+
+import numpy as np
+
+from trainables.datasets.image_set import DatasetError, DatasetSplits, ImageSet
+
+# Mixed into the generator seed so that split permutations are unrelated to the real-subset
+# permutations, which are seeded by (seed, class) over the train indices.
+_SPLIT_STREAM = 0x5B117
+
+
+def validate_split_fractions(split_fractions: Sequence[float]) -> tuple[float, float, float]:
+    """(train, val, test) shares: three positive numbers that sum to 1."""
+    message = (
+        f"split_fractions must be three positive numbers (train, val, test) that sum to 1, "
+        f"got {split_fractions!r}"
+    )
+    try:
+        fractions = tuple(float(value) for value in split_fractions)
+    except (TypeError, ValueError) as error:
+        raise DatasetError(message) from error
+    if len(fractions) != 3 or not all(value > 0 for value in fractions) or abs(sum(fractions) - 1) > 1e-6:
+        raise DatasetError(message)
+    return fractions  # type: ignore[return-value]
+
+
+def _part_counts(class_size: int, shares: Sequence[float]) -> list[int]:
+    """Images of one class per part: largest-remainder rounding of share * class_size, then every
+    part gets at least one image when the class has enough (train first, then val, then test)."""
+    exact = [round(share * class_size, 9) for share in shares]
+    counts = [math.floor(value) for value in exact]
+    by_remainder = sorted(range(len(shares)), key=lambda part: (round(counts[part] - exact[part], 9), part))
+    for part in by_remainder[: class_size - sum(counts)]:
+        counts[part] += 1
+    for part in range(len(shares)):
+        if counts[part] > 0:
+            continue
+        donor = max(range(len(shares)), key=lambda candidate: counts[candidate])
+        # Train must hold every class, even if that empties another part of a one-image class.
+        if counts[donor] > 1 or (part == 0 and counts[donor] == 1):
+            counts[donor] -= 1
+            counts[part] += 1
+    return counts
+
+
+def stratified_partition(labels: np.ndarray, shares: Sequence[float], seed: int) -> list[np.ndarray]:
+    """Split positions 0..N-1 into len(shares) parts with each class divided by `shares`.
+
+    Deterministic for (labels, shares, seed); each part's indices are sorted. A class too small
+    to give every part an image fills train first, then val, then test."""
+    parts: list[list[np.ndarray]] = [[] for _ in shares]
+    for class_index in np.unique(labels):
+        members = np.flatnonzero(labels == class_index)
+        generator = np.random.default_rng([_SPLIT_STREAM, seed, int(class_index)])
+        shuffled = generator.permutation(members)
+        boundaries = np.cumsum(_part_counts(len(members), shares))[:-1]
+        for part, chosen in zip(parts, np.split(shuffled, boundaries)):
+            part.append(chosen)
+    return [np.sort(np.concatenate(part)).astype(np.int64) if part else np.zeros(0, np.int64) for part in parts]
+
+
+def _return_held_out(held_out: ImageSet) -> ImageSet:
+    return held_out
+
+
+def _check_labels(name: str, class_names: tuple[str, ...], split_name: str, image_set: ImageSet) -> None:
+    if len(image_set) and image_set.labels.max() >= len(class_names):
+        raise DatasetError(
+            f"label {int(image_set.labels.max())} in the {split_name} split of '{name}' is out of range: "
+            f"{len(class_names)} classes allow labels 0..{len(class_names) - 1}"
+        )
+
+
+def assemble_splits(
+    *,
+    name: str,
+    class_names: Sequence[str],
+    ordinal: bool,
+    train: ImageSet,
+    val: ImageSet | None,
+    test_loader: Callable[[], ImageSet] | None,
+    seed: int,
+    split_fractions: Sequence[float],
+) -> DatasetSplits:
+    """Build the splits, carving what the source lacks out of `train` (all of the source when it
+    has neither val nor test) with a stratified split seeded by `seed`.
+
+    val missing: val share = f_val / (f_train + f_val) of train. test missing: test share =
+    f_test / (f_train + f_test) of train. Both missing: (f_train, f_val, f_test) of everything."""
+    class_names = tuple(str(class_name) for class_name in class_names)
+    train_fraction, val_fraction, test_fraction = validate_split_fractions(split_fractions)
+    if len(class_names) < 2:
+        raise DatasetError(
+            f"'{name}' has {len(class_names)} class ({list(class_names)}); a classifier needs at least 2"
+        )
+    _check_labels(name, class_names, "train", train)
+    if val is not None:
+        _check_labels(name, class_names, "val", val)
+
+    if val is None and test_loader is None:
+        train_indices, val_indices, test_indices = stratified_partition(
+            train.labels, (train_fraction, val_fraction, test_fraction), seed
+        )
+        held_out = train.subset(test_indices)
+        train, val = train.subset(train_indices), train.subset(val_indices)
+        test_loader = functools.partial(_return_held_out, held_out)
+    elif val is None:
+        total = train_fraction + val_fraction
+        train_indices, val_indices = stratified_partition(
+            train.labels, (train_fraction / total, val_fraction / total), seed
+        )
+        train, val = train.subset(train_indices), train.subset(val_indices)
+    elif test_loader is None:
+        total = train_fraction + test_fraction
+        train_indices, test_indices = stratified_partition(
+            train.labels, (train_fraction / total, test_fraction / total), seed
+        )
+        held_out = train.subset(test_indices)
+        train = train.subset(train_indices)
+        test_loader = functools.partial(_return_held_out, held_out)
+
+    train_counts = train.class_counts(len(class_names))
+    missing = [class_name for class_name, count in zip(class_names, train_counts) if count == 0]
+    if missing:
+        raise DatasetError(f"'{name}' has no training images for classes {missing}; every class needs some")
+    if len(val) == 0:
+        raise DatasetError(f"the validation split of '{name}' is empty; the source has too few images")
+    shared_ids = np.intersect1d(train.ids, val.ids)
+    if len(shared_ids):
+        raise DatasetError(f"train and val of '{name}' share image ids {shared_ids[:5].tolist()}")
+    return DatasetSplits(
+        name=name, class_names=class_names, ordinal=ordinal, train=train, val=val, test_loader=test_loader
+    )
