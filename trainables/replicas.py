@@ -1,0 +1,128 @@
+"""The models of one trial, one per repeat seed, each with its own real subset, optimizer and RNG state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from spaces import TrialConfig
+from trainables.backbones import create_backbone, input_normalization
+from trainables.datasets import ImageSet, SearchData
+from trainables.errors import TrainableInputError
+from trainables.real_subset import real_subset_indices
+from trainables.training import class_weights, create_loss, create_optimizer, mixed_precision_dtype
+
+CHECKPOINT_FILE = "replicas.pt"
+
+
+@dataclass
+class Replica:
+    """One seed's model and everything needed to continue training it."""
+
+    seed: int
+    real_indices: np.ndarray
+    images: torch.Tensor  # uint8 [N, C, H, W], CPU: the trial's real training images for this seed
+    labels: torch.Tensor  # int64 [N]
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    loss_function: nn.Module
+    grad_scaler: torch.amp.GradScaler | None
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "grad_scaler": self.grad_scaler.state_dict() if self.grad_scaler is not None else None,
+        }
+
+    def load_state(self, state: dict[str, Any], learning_rate: float) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        # A restored optimizer brings back its old learning rate; PBT may have just mutated it.
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate
+        if self.grad_scaler is not None and state.get("grad_scaler") is not None:
+            self.grad_scaler.load_state_dict(state["grad_scaler"])
+
+
+def image_tensors(images: ImageSet) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images and int64 labels as tensors; arrays from Ray's object store are read-only, so copy those."""
+    pixels = images.images if images.images.flags.writeable else images.images.copy()
+    return torch.from_numpy(np.ascontiguousarray(pixels)), torch.from_numpy(images.labels.astype(np.int64))
+
+
+def fractions_by_class_index(real_fraction: float | dict[str, float], class_names: tuple[str, ...]) -> float | dict[int, float]:
+    """Per-class fractions are keyed by class name or index in configs; subsets need indices."""
+    if not isinstance(real_fraction, dict):
+        return float(real_fraction)
+    by_index: dict[int, float] = {}
+    for key, fraction in real_fraction.items():
+        if key in class_names:
+            by_index[class_names.index(key)] = float(fraction)
+        elif str(key).isdigit() and int(key) < len(class_names):
+            by_index[int(key)] = float(fraction)
+        else:
+            raise TrainableInputError(
+                f"real_fraction.{key}: {key!r} is not a class of this dataset; classes: {', '.join(class_names)} (or their indices)"
+            )
+    return by_index
+
+
+def build_model(trial: TrialConfig, data: SearchData) -> nn.Module:
+    return create_backbone(
+        trial.model.backbone,
+        num_classes=data.num_classes,
+        in_channels=data.channels,
+        image_size=data.image_size,
+        dropout=trial.model.dropout,
+        pretrained=trial.model.pretrained,
+        pretrained_path=trial.model.pretrained_path,
+    )
+
+
+def normalization_of(trial: TrialConfig, data: SearchData) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    # Weights from a local file are pretrained weights too, with their own expected input statistics.
+    pretrained = trial.model.pretrained or trial.model.pretrained_path is not None
+    return input_normalization(trial.model.backbone, data.channels, pretrained)
+
+
+def build_replica(trial: TrialConfig, data: SearchData, seed: int, device: torch.device) -> Replica:
+    fractions = fractions_by_class_index(trial.real_fraction, data.class_names)
+    real_indices = real_subset_indices(data.train.labels, fractions, seed)
+    images = torch.from_numpy(np.ascontiguousarray(data.train.images[real_indices]))
+    labels = torch.from_numpy(data.train.labels[real_indices].astype(np.int64))
+    # The seed fixes the initial weights, so repeat r of two configurations starts alike.
+    torch.manual_seed(seed)
+    model = build_model(trial, data).to(device)
+    optimizer = create_optimizer(
+        trial.optimizer.name, model.parameters(), lr=trial.optimizer.lr,
+        weight_decay=trial.optimizer.weight_decay, momentum=trial.optimizer.momentum,
+    )
+    weights = class_weights(labels, data.num_classes) if trial.training.imbalance == "class_weighted_loss" else None
+    loss_function = create_loss(label_smoothing=trial.training.label_smoothing, weights=weights).to(device)
+    # Only float16 autocast needs loss scaling; bfloat16 has float32's range.
+    grad_scaler = torch.amp.GradScaler(device.type) if mixed_precision_dtype(device) == torch.float16 else None
+    return Replica(seed, real_indices, images, labels, model, optimizer, loss_function, grad_scaler)
+
+
+@dataclass(frozen=True)
+class SavedTrial:
+    epoch: int
+    metrics: dict[str, float]
+    replica_states: list[dict[str, Any]]
+
+
+def save_replicas(directory: Path, replicas: list[Replica], epoch: int, metrics: dict[str, float]) -> None:
+    state = {"epoch": epoch, "metrics": metrics, "replicas": [replica.state() for replica in replicas]}
+    torch.save(state, directory / CHECKPOINT_FILE)
+
+
+def load_saved_trial(directory: Path) -> SavedTrial:
+    saved = torch.load(Path(directory) / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+    return SavedTrial(saved["epoch"], saved["metrics"], saved["replicas"])

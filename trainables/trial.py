@@ -1,0 +1,126 @@
+"""What one Tune trial does: train the configured classifier on every repeat seed and report each epoch."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from ray import tune
+
+from spaces import TrialConfig
+from trainables.augmentation import augment_batch, create_augmentation
+from trainables.datasets import SearchData
+from trainables.metrics import sanitize_class_name
+from trainables.replicas import Replica, build_replica, image_tensors, load_saved_trial, normalization_of, save_replicas
+from trainables.training import epoch_batches, evaluate, resolve_device, train_one_epoch
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """Sweep-wide settings every trial shares."""
+
+    repeats: int = 1
+    seed: int = 0
+    device: str = "auto"
+
+
+def repeat_seeds(settings: TrialSettings) -> list[int]:
+    return [settings.seed + repeat for repeat in range(settings.repeats)]
+
+
+def aggregate_over_repeats(per_repeat: list[dict[str, float]]) -> dict[str, float]:
+    """The median of each metric is what the searcher sees; `<name>_std` is the spread over seeds."""
+    aggregated: dict[str, float] = {}
+    for name in per_repeat[0]:
+        values = [metrics[name] for metrics in per_repeat]
+        aggregated[name] = float(statistics.median(values))
+        aggregated[f"{name}_std"] = float(statistics.pstdev(values)) if len(values) > 1 else 0.0
+    return aggregated
+
+
+def subset_counts(replica: Replica, data: SearchData) -> dict[str, float]:
+    counts = torch.bincount(replica.labels, minlength=data.num_classes).tolist()
+    per_class = {f"real_count_{sanitize_class_name(name)}": float(count) for name, count in zip(data.class_names, counts)}
+    return {"real_images": float(sum(counts)), "real_fraction_of_train": sum(counts) / len(data.train), **per_class}
+
+
+EpochCallback = Callable[[dict[str, float], list[Replica], int], None]
+
+
+def train_classifier(
+    trial: TrialConfig,
+    data: SearchData,
+    settings: TrialSettings,
+    *,
+    on_epoch: EpochCallback,
+    resume_from: Path | None = None,
+) -> list[Replica]:
+    """Train every repeat seed, interleaved epoch by epoch so a scheduler can stop a configuration on its median.
+
+    `on_epoch(metrics, replicas, epochs_done)` receives the aggregated metrics after each epoch;
+    `resume_from` is a checkpoint folder written by `save_replicas`.
+    """
+    device = resolve_device(settings.device)
+    replicas = [build_replica(trial, data, seed, device) for seed in repeat_seeds(settings)]
+    normalization = normalization_of(trial, data)
+    augmentation = create_augmentation(trial.augmentation.policy, **trial.augmentation.parameters)
+    validation_images, validation_labels = image_tensors(data.val)
+
+    start_epoch = 0
+    if resume_from is not None:
+        saved = load_saved_trial(resume_from)
+        start_epoch = saved.epoch
+        for replica, state in zip(replicas, saved.replica_states, strict=True):
+            replica.load_state(state, trial.optimizer.lr)
+        if start_epoch >= trial.training.epochs:
+            # PBT can clone a finished trial into another; report its final state once so the
+            # clone ends with a result instead of being perturbed again.
+            on_epoch(saved.metrics, replicas, start_epoch)
+
+    def augment(images: torch.Tensor) -> torch.Tensor:
+        return augment_batch(augmentation, images)
+
+    for epoch in range(start_epoch, trial.training.epochs):
+        per_repeat: list[dict[str, float]] = []
+        for replica in replicas:
+            # Seeded per (seed, epoch) so a resumed or PBT-restored trial draws what it would have drawn.
+            torch.manual_seed(replica.seed * 1_000_003 + epoch)
+            batch_generator = torch.Generator().manual_seed(replica.seed * 1_000_003 + epoch)
+            batches = epoch_batches(
+                replica.labels, batch_size=trial.training.batch_size,
+                imbalance=trial.training.imbalance, generator=batch_generator,
+            )
+            train_loss = train_one_epoch(
+                replica.model, replica.images, replica.labels, batches=batches, optimizer=replica.optimizer,
+                loss_function=replica.loss_function, normalization=normalization, device=device,
+                augment=augment if augmentation is not None else None, grad_scaler=replica.grad_scaler,
+            )
+            metrics = evaluate(
+                replica.model, validation_images, validation_labels, normalization=normalization, device=device,
+                num_classes=data.num_classes, ordinal=data.ordinal, class_names=data.class_names,
+            )
+            replica.model.train()
+            per_repeat.append({"train_loss": train_loss, **{f"val_{name}": value for name, value in metrics.items()}})
+        progress = {"epoch": epoch + 1, "epochs_planned": trial.training.epochs}
+        on_epoch({**aggregate_over_repeats(per_repeat), **subset_counts(replicas[0], data), **progress}, replicas, epoch + 1)
+    return replicas
+
+
+def tune_trial(trial: TrialConfig, data: SearchData, settings: TrialSettings) -> None:
+    """The Tune side: resume from Tune's checkpoint, report every epoch with a checkpoint of all repeats."""
+
+    def report_to_tune(metrics: dict[str, float], replicas: list[Replica], epochs_done: int) -> None:
+        with tempfile.TemporaryDirectory() as directory:
+            save_replicas(Path(directory), replicas, epochs_done, metrics)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        train_classifier(trial, data, settings, on_epoch=report_to_tune)
+        return
+    with checkpoint.as_directory() as directory:
+        train_classifier(trial, data, settings, on_epoch=report_to_tune, resume_from=Path(directory))
