@@ -1,0 +1,1 @@
+"""Synthetic images: the Generator interface, its implementations, generator actors and the shared pool."""

@@ -1,0 +1,120 @@
+"""The sweep's typed settings: one schema behind defaults, the space's suggestions, --config YAML and flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from spaces import ConfigError, SearchSpace, load_space, read_yaml
+from spaces.schema import config_error_from
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ResourceSettings(_Strict):
+    cpus: float = Field(1.0, gt=0, description="CPUs per trial")
+    gpus: float = Field(0.0, ge=0, description="GPUs per trial; fractions share one GPU between trials")
+
+
+class WandbSettings(_Strict):
+    mode: Literal["offline", "online", "disabled"] = Field(
+        "offline", description="W&B logging: offline run files (default), online (needs WANDB_API_KEY), disabled"
+    )
+    project: str = Field("synthaug-search", description="W&B project name")
+    entity: str | None = Field(None, description="W&B entity (team or user); online mode only")
+
+
+class SweepConfig(_Strict):
+    """Every setting of a sweep. Each field is a CLI flag too (`num_samples` is `--num-samples`)."""
+
+    data: str = Field("phantom", description="dataset source (see 'Data sources' below)")
+    image_size: int | None = Field(None, ge=8, le=1024, description="square image size in pixels; default: 32 for phantom, else the source's")
+    channels: Literal[1, 3] | None = Field(None, description="1 (grayscale) or 3 (RGB); default: the source's")
+    phantom_count: int = Field(1200, ge=100, le=1_000_000, description="number of phantom images")
+    split_fractions: tuple[float, float, float] = Field(
+        (0.7, 0.1, 0.2), description="train/val/test shares for sources without their own splits"
+    )
+    ordinal: bool | None = Field(None, description="labels are ordered grades (quadratic kappa); default: the source's")
+    space: str | dict[str, Any] = Field("quick", description="search space: a preset name or a YAML file")
+    searcher: Literal["optuna", "random", "grid"] = Field("optuna", description="how configurations are chosen")
+    scheduler: Literal["asha", "none", "pbt"] = Field("asha", description="early stopping (asha), none, or Population Based Training")
+    num_samples: int = Field(10, ge=1, description="number of configurations to try (grid: ignored, every grid point runs once)")
+    max_concurrent: int | None = Field(None, ge=1, description="most trials at once; default: as many as resources allow")
+    metric: str = Field("val_balanced_accuracy", description="validation metric the search optimises")
+    mode: Literal["max", "min"] | None = Field(None, description="max or min; default: min for losses, else max")
+    time_budget_s: float | None = Field(None, gt=0, description="stop starting and running trials after this many seconds")
+    resources: ResourceSettings = Field(default_factory=ResourceSettings)
+    repeats: int = Field(1, ge=1, le=1000, description="seeds per configuration (different real subsets and initialisations); the median is searched")
+    seed: int = Field(0, ge=0, description="base seed: repeat r of every configuration uses seed + r")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where trials train")
+    storage: str = Field("./ray_results", description="Ray Tune storage: a folder or a URI (s3://, gs://)")
+    name: str | None = Field(None, description="sweep name; default: <space>-<date>-<time>")
+    resume: bool = Field(False, description="resume the interrupted sweep <storage>/<name>")
+    report_dir: str | None = Field(None, description="where leaderboard, best config and plots go; default: <storage>/<name> for a local folder, else ./sweeps/<name>")
+    final_test: bool = Field(True, description="after the search, evaluate the best configuration once on the test split")
+    wandb: WandbSettings = Field(default_factory=WandbSettings)
+    ray_address: str | None = Field(None, description="connect to this Ray cluster ('auto' on a cluster head); default: start a local one")
+    num_cpus: int | None = Field(None, ge=1, description="CPUs of the local Ray instance; default: all")
+
+    @model_validator(mode="after")
+    def _settings_agree(self) -> SweepConfig:
+        if self.scheduler == "pbt" and self.searcher != "random":
+            raise ValueError(
+                f"scheduler 'pbt' explores by mutating running trials and Ray Tune does not combine it with a "
+                f"search algorithm; use searcher 'random' (got {self.searcher!r})"
+            )
+        if abs(sum(self.split_fractions) - 1.0) > 1e-6 or min(self.split_fractions) <= 0:
+            raise ValueError(f"split_fractions must be three positive shares summing to 1; got {list(self.split_fractions)}")
+        if self.mode is None:
+            self.mode = "min" if self.metric.endswith("loss") else "max"
+        elif self.metric.endswith("loss") and self.mode == "max":
+            raise ValueError(f"metric {self.metric!r} is a loss and is minimised; set mode 'min'")
+        return self
+
+    def search_space(self) -> SearchSpace:
+        return load_space(self.space)
+
+    def sweep_name(self, timestamp: str) -> str:
+        space_name = self.space if isinstance(self.space, str) else "inline"
+        return self.name or f"{Path(space_name).stem}-{timestamp}"
+
+
+def validate_sweep_config(values: Mapping[str, Any], source: str | None = None) -> SweepConfig:
+    try:
+        return SweepConfig.model_validate(dict(values))
+    except ValidationError as error:
+        raise config_error_from(error, source) from None
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    values = read_yaml(Path(path))
+    if values is None:
+        return {}
+    if not isinstance(values, Mapping):
+        raise ConfigError("config", path, "the file must hold a mapping of sweep settings (see --help)")
+    return dict(values)
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Nested settings (resources, wandb) merge key by key; everything else is replaced."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping) and key != "space":
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def build_sweep_config(config_file: Mapping[str, Any], flags: Mapping[str, Any], source: str | None = None) -> SweepConfig:
+    """Defaults < the space's own `sweep:` suggestions < --config file < command-line flags."""
+    chosen = merge(config_file, flags)
+    space = load_space(chosen.get("space", SweepConfig.model_fields["space"].default))
+    unknown = sorted(set(space.sweep) - set(SweepConfig.model_fields))
+    if unknown:
+        raise ConfigError(f"sweep.{unknown[0]}", space.sweep[unknown[0]], f"unknown sweep setting in space {space.name!r}; allowed: {', '.join(SweepConfig.model_fields)}")
+    return validate_sweep_config(merge(space.sweep, chosen), source)

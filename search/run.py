@@ -1,0 +1,231 @@
+"""`python -m search.run`: one command for the whole study, as a Ray Tune sweep, ending with its leaderboard."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from search.cli import build_parser, flags_to_settings
+from ray.tune.schedulers import TrialScheduler
+
+from search.config import SweepConfig, build_sweep_config, read_config_file
+from search.searchers import SearchGoal, SearchPlan
+from spaces import ConfigError, SearchSpace, list_presets
+from trainables.datasets import DatasetSplits, describe_sources, load_dataset
+from trainables.errors import TrainableInputError
+
+
+@dataclass(frozen=True)
+class SweepOutputs:
+    name: str
+    experiment_path: str
+    report_dir: Path
+    leaderboard_path: Path | None
+    best_config_path: Path | None
+    test_metrics_path: Path | None
+    plot_paths: tuple[Path, ...]
+    trials_finished: int
+    trials_errored: int
+
+
+def is_uri(storage: str) -> bool:
+    return "://" in storage
+
+
+def storage_root(sweep: SweepConfig) -> str:
+    return sweep.storage if is_uri(sweep.storage) else str(Path(sweep.storage).expanduser().resolve())
+
+
+def report_directory(sweep: SweepConfig, name: str) -> Path:
+    if sweep.report_dir:
+        return Path(sweep.report_dir).expanduser().resolve()
+    if is_uri(sweep.storage):
+        return Path("sweeps", name).resolve()
+    return Path(storage_root(sweep), name)
+
+
+@dataclass(frozen=True)
+class PreparedSweep:
+    sweep: SweepConfig
+    space: SearchSpace
+    dataset: DatasetSplits
+    search_plan: SearchPlan
+    scheduler: TrialScheduler
+
+
+def prepare(argv: Sequence[str] | None) -> PreparedSweep:
+    """Everything that can be wrong with the input, found before Ray starts."""
+    from search.schedulers import create_scheduler
+    from search.searchers import create_search_plan
+    from search.validation import check_metric, check_space, max_epochs
+
+    parser = build_parser(describe_sources(), list_presets())
+    arguments = parser.parse_args(argv)
+    config_file = read_config_file(arguments.config) if arguments.config else {}
+    sweep = build_sweep_config(config_file, flags_to_settings(arguments), arguments.config)
+    space = sweep.search_space()
+    image_size = sweep.image_size if sweep.image_size is not None else (32 if sweep.data == "phantom" else None)
+    dataset = load_dataset(
+        sweep.data, image_size=image_size, channels=sweep.channels, seed=sweep.seed,
+        split_fractions=sweep.split_fractions, phantom_count=sweep.phantom_count, ordinal=sweep.ordinal,
+    )
+    search_data = dataset.for_search()
+    check_metric(sweep, search_data)
+    check_space(space, search_data)
+    if sweep.resume and not sweep.name:
+        raise ConfigError("resume", True, "resuming needs --name of the interrupted sweep")
+    goal = SearchGoal(metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples, seed=sweep.seed)
+    search_plan = create_search_plan(sweep.searcher, space, goal)
+    scheduler = create_scheduler(sweep.scheduler, space, max_epochs=max_epochs(space))
+    return PreparedSweep(sweep, space, dataset, search_plan, scheduler)
+
+
+def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
+    import ray
+    from ray import tune
+
+    from search.report import (
+        best_sweep_settings, build_leaderboard, plot_metric_against_real_fraction, printable_leaderboard,
+        write_best_config, write_leaderboard,
+    )
+    from search.trainable import search_trial
+    from search.wandb_logging import create_wandb_callback
+    from trainables.trial import TrialSettings
+
+    sweep, space, dataset = prepared.sweep, prepared.space, prepared.dataset
+    name = sweep.sweep_name(time.strftime("%Y%m%d-%H%M%S"))
+    root = storage_root(sweep)
+    experiment_path = f"{root.rstrip('/')}/{name}"
+    report_dir = report_directory(sweep, name)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    callbacks = [callback for callback in [create_wandb_callback(sweep, name, report_dir)] if callback is not None]
+
+    if not ray.is_initialized():
+        ray.init(address=sweep.ray_address, num_cpus=sweep.num_cpus, include_dashboard=False, log_to_driver=True)
+    # Only train and validation go to the object store, once; trials get a reference, never a copy on disk.
+    search_data = dataset.for_search()
+    trainable = tune.with_resources(
+        tune.with_parameters(
+            search_trial, data=search_data, space=space,
+            settings=TrialSettings(repeats=sweep.repeats, seed=sweep.seed, device=sweep.device),
+        ),
+        {"cpu": sweep.resources.cpus, "gpu": sweep.resources.gpus},
+    )
+    if sweep.resume:
+        if not tune.Tuner.can_restore(experiment_path):
+            raise ConfigError("name", sweep.name, f"there is no sweep to resume at {experiment_path}")
+        tuner = tune.Tuner.restore(experiment_path, trainable=trainable, resume_errored=True)
+    else:
+        plan = prepared.search_plan
+        tuner = tune.Tuner(
+            trainable,
+            param_space=plan.param_space,
+            tune_config=tune.TuneConfig(
+                metric=sweep.metric, mode=sweep.mode, search_alg=plan.search_algorithm,
+                scheduler=prepared.scheduler,
+                num_samples=plan.num_samples, max_concurrent_trials=sweep.max_concurrent,
+                time_budget_s=sweep.time_budget_s,
+                # Starting a worker process (torch, timm, Ray imports) costs seconds; trials reuse them.
+                reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(
+                name=name,
+                storage_path=root,
+                callbacks=callbacks,
+                # The best-scoring checkpoint is kept for the final test evaluation, the latest for PBT.
+                checkpoint_config=tune.CheckpointConfig(
+                    # PBT clones from other trials' recent checkpoints, so it needs a few more kept.
+                    num_to_keep=4 if sweep.scheduler == "pbt" else 2,
+                    checkpoint_score_attribute=sweep.metric, checkpoint_score_order=sweep.mode,
+                ),
+                # A trial that has trained its planned epochs stops before the scheduler sees the
+                # result, so PBT never clones into a finished trial.
+                stop=stop_after_planned_epochs,
+                verbose=1,
+            ),
+        )
+    results = tuner.fit()
+
+    leaderboard = build_leaderboard(results, space, sweep)
+    finished = int((leaderboard["status"] == "ok").sum()) if "status" in leaderboard else 0
+    errored = sum(1 for result in results if result.error)
+    leaderboard_path = report_dir / "leaderboard.csv"
+    write_leaderboard(leaderboard_path, leaderboard)
+    print(f"\nLeaderboard of sweep {name!r} ({finished} trials with results, {errored} failed), by {sweep.metric} ({sweep.mode}):")
+    if finished == 0:
+        for result in results:
+            if result.error:
+                print(f"  trial failed: {result.error}")
+        return SweepOutputs(name, experiment_path, report_dir, leaderboard_path, None, None, (), 0, errored)
+    print(printable_leaderboard(leaderboard, space, sweep))
+
+    best_config_path = report_dir / "best_config.yaml"
+    write_best_config(best_config_path, best_sweep_settings(leaderboard, space, sweep, name), sweep.metric, float(leaderboard.iloc[0][sweep.metric]))
+    plots = tuple(
+        path
+        for group in ("augmentation.policy", "model.backbone")
+        if (path := plot_metric_against_real_fraction(
+            leaderboard, sweep.metric, group, report_dir / "plots" / f"{sweep.metric}_vs_real_fraction_by_{group.split('.')[-1]}.png"
+        )) is not None
+    )
+    test_metrics_path = final_test_evaluation(results, leaderboard, space, sweep, dataset, report_dir) if sweep.final_test else None
+    print(f"\nReport: {report_dir}\n  leaderboard: {leaderboard_path}\n  best config: {best_config_path}")
+    for path in plots:
+        print(f"  plot: {path}")
+    if test_metrics_path:
+        print(f"  test metrics of the best configuration: {test_metrics_path}")
+    print(f"  Ray Tune results: {experiment_path}")
+    return SweepOutputs(name, experiment_path, report_dir, leaderboard_path, best_config_path, test_metrics_path, plots, finished, errored)
+
+
+def stop_after_planned_epochs(trial_id: str, result: dict) -> bool:
+    return result.get("epoch", 0) >= result.get("epochs_planned", float("inf"))
+
+
+def final_test_evaluation(results, leaderboard, space: SearchSpace, sweep: SweepConfig, dataset: DatasetSplits, report_dir: Path) -> Path | None:
+    """The test split is read here, once, after the search has ended, for the best configuration only."""
+    from search.report import _atomic_write
+    from search.searchers import sampled_values
+    from trainables.checkpoint_evaluation import evaluate_checkpoint
+
+    best_id = leaderboard.iloc[0]["trial_id"]
+    best = next((result for result in results if (result.metrics or {}).get("trial_id") == best_id), None)
+    if best is None:
+        return None
+    checkpoint = best.get_best_checkpoint(sweep.metric, sweep.mode) or best.checkpoint
+    if checkpoint is None:
+        return None
+    trial = space.resolve(sampled_values(best.config))
+    test_images = dataset.load_test()
+    with checkpoint.as_directory() as directory:
+        metrics = evaluate_checkpoint(Path(directory), trial, dataset.for_search(), test_images, device=sweep.device)
+    test_metrics = {f"test_{name}": value for name, value in metrics.items()}
+    path = report_dir / "test_metrics.json"
+    _atomic_write(path, json.dumps({"trial_id": best_id, "config": trial.to_flat(), **test_metrics}, indent=2))
+    print(f"\nBest configuration on the test split: " + ", ".join(
+        f"{name} {test_metrics[name]:.4f}" for name in ("test_balanced_accuracy", "test_auroc", "test_accuracy") if name in test_metrics
+    ))
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        prepared = prepare(argv)
+    except (ConfigError, TrainableInputError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(prepared.dataset.describe())
+    try:
+        outputs = run_sweep(prepared)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0 if outputs.trials_finished > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
