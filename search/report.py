@@ -65,13 +65,20 @@ def printable_leaderboard(leaderboard: pd.DataFrame, space: SearchSpace, sweep: 
     metric_columns = [sweep.metric, f"{sweep.metric}_std"] + [
         name for name in ("val_auroc", "val_balanced_accuracy", "val_f1_macro", "val_loss") if name != sweep.metric
     ]
-    searched = [key for key in space.parameters if key in leaderboard]
+    # Conditional values (a policy's magnitudes) stay in the CSV; the printed table keeps to what every trial has.
+    searched = [key for key, parameter in space.parameters.items() if key in leaderboard and not parameter.when]
     columns = ["rank"] + [c for c in metric_columns if c in leaderboard] + searched + [
         c for c in ("real_images", "epochs_run") if c in leaderboard
     ]
     table = leaderboard[columns].head(PRINTED_ROWS).copy()
-    table.columns = [c.removeprefix("augmentation.").removeprefix("training.").removeprefix("optimizer.") for c in table.columns]
+    table.columns = [short_column_name(column) for column in table.columns]
     return table.to_string(index=False, float_format=lambda value: f"{value:.4g}")
+
+
+def short_column_name(key: str) -> str:
+    """`optimizer.lr` prints as `lr`, `optimizer.name` as `optimizer`, `model.backbone` as `backbone`."""
+    group, _, field = key.rpartition(".")
+    return group if field == "name" else field
 
 
 def best_sweep_settings(leaderboard: pd.DataFrame, space: SearchSpace, sweep: SweepConfig, sweep_name: str) -> dict[str, Any]:
@@ -120,10 +127,10 @@ def plot_metric_against_real_fraction(leaderboard: pd.DataFrame, metric: str, gr
         return None
     figure, axes = plt.subplots(figsize=(6.5, 4.2))
     for group, rows in frame.groupby(group_by, dropna=False):
-        axes.scatter(rows["real_fraction_of_train"], rows[metric], label=str(group), alpha=0.75)
+        points = axes.scatter(rows["real_fraction_of_train"], rows[metric], label=str(group), alpha=0.75)
         medians = rows.groupby("real_fraction_of_train")[metric].median().sort_index()
         if len(medians) > 1:
-            axes.plot(medians.index, medians.values, alpha=0.6)
+            axes.plot(medians.index, medians.values, color=points.get_facecolor()[0], alpha=0.6)
     axes.set_xlabel("real training images used (share of the training split)")
     axes.set_ylabel(metric)
     axes.set_title(f"{metric} by real-data fraction, per {group_by}")
