@@ -96,14 +96,14 @@ def best_sweep_settings(leaderboard: pd.DataFrame, space: SearchSpace, sweep: Sw
 
 def write_best_config(path: Path, settings: dict[str, Any], metric: str, value: float) -> None:
     header = f"# Best configuration found ({metric} = {value:.4g}). Rerun: python -m search.run --config {path.name}\n"
-    _atomic_write(path, header + yaml.safe_dump(settings, sort_keys=False))
+    atomic_write(path, header + yaml.safe_dump(settings, sort_keys=False))
 
 
 def write_leaderboard(path: Path, leaderboard: pd.DataFrame) -> None:
-    _atomic_write(path, leaderboard.to_csv(index=False))
+    atomic_write(path, leaderboard.to_csv(index=False))
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
     # A reader never sees half a file: write beside it, then rename over it.
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(text)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
-from search.cli import build_parser, flags_to_settings
 from ray.tune.schedulers import TrialScheduler
 
+from search.cli import build_parser, flags_to_settings
 from search.config import SweepConfig, build_sweep_config, read_config_file
 from search.searchers import SearchGoal, SearchPlan
 from spaces import ConfigError, SearchSpace, list_presets
@@ -88,9 +87,14 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
     import ray
     from ray import tune
 
+    from search.final_evaluation import evaluate_best_on_test
     from search.report import (
-        best_sweep_settings, build_leaderboard, plot_metric_against_real_fraction, printable_leaderboard,
-        write_best_config, write_leaderboard,
+        best_sweep_settings,
+        build_leaderboard,
+        plot_metric_against_real_fraction,
+        printable_leaderboard,
+        write_best_config,
+        write_leaderboard,
     )
     from search.trainable import search_trial
     from search.wandb_logging import create_wandb_callback
@@ -172,7 +176,7 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
             leaderboard, sweep.metric, group, report_dir / "plots" / f"{sweep.metric}_vs_real_fraction_by_{group.split('.')[-1]}.png"
         )) is not None
     )
-    test_metrics_path = final_test_evaluation(results, leaderboard, space, sweep, dataset, report_dir) if sweep.final_test else None
+    test_metrics_path = evaluate_best_on_test(results, leaderboard, space, sweep, dataset, report_dir) if sweep.final_test else None
     print(f"\nReport: {report_dir}\n  leaderboard: {leaderboard_path}\n  best config: {best_config_path}")
     for path in plots:
         print(f"  plot: {path}")
@@ -184,32 +188,6 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
 
 def stop_after_planned_epochs(trial_id: str, result: dict) -> bool:
     return result.get("epoch", 0) >= result.get("epochs_planned", float("inf"))
-
-
-def final_test_evaluation(results, leaderboard, space: SearchSpace, sweep: SweepConfig, dataset: DatasetSplits, report_dir: Path) -> Path | None:
-    """The test split is read here, once, after the search has ended, for the best configuration only."""
-    from search.report import _atomic_write
-    from search.searchers import sampled_values
-    from trainables.checkpoint_evaluation import evaluate_checkpoint
-
-    best_id = leaderboard.iloc[0]["trial_id"]
-    best = next((result for result in results if (result.metrics or {}).get("trial_id") == best_id), None)
-    if best is None:
-        return None
-    checkpoint = best.get_best_checkpoint(sweep.metric, sweep.mode) or best.checkpoint
-    if checkpoint is None:
-        return None
-    trial = space.resolve(sampled_values(best.config))
-    test_images = dataset.load_test()
-    with checkpoint.as_directory() as directory:
-        metrics = evaluate_checkpoint(Path(directory), trial, dataset.for_search(), test_images, device=sweep.device)
-    test_metrics = {f"test_{name}": value for name, value in metrics.items()}
-    path = report_dir / "test_metrics.json"
-    _atomic_write(path, json.dumps({"trial_id": best_id, "config": trial.to_flat(), **test_metrics}, indent=2))
-    print(f"\nBest configuration on the test split: " + ", ".join(
-        f"{name} {test_metrics[name]:.4f}" for name in ("test_balanced_accuracy", "test_auroc", "test_accuracy") if name in test_metrics
-    ))
-    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:

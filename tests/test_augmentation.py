@@ -16,9 +16,9 @@ from trainables.augmentation import (
     create_augmentation,
     list_augmentation_policies,
     register_augmentation,
+    registry,
     resolve_augmentation_parameters,
 )
-from trainables.augmentation import registry
 from trainables.augmentation.custom import CUSTOM_OPERATIONS
 from trainables.errors import TrainableInputError
 

@@ -9,8 +9,8 @@ import yaml
 
 from search.cli import build_parser, flags_to_settings
 from search.config import SweepConfig, build_sweep_config, read_config_file
-from search.searchers import GRID_POINT_KEY, SearchGoal, create_search_plan, sampled_values
 from search.schedulers import create_scheduler
+from search.searchers import GRID_POINT_KEY, SearchGoal, create_search_plan, sampled_values
 from spaces import ConfigError, SearchSpace, load_space
 
 

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 import torch
 import torchmetrics
 from torch import Tensor
-from torchmetrics.functional.classification import multiclass_auroc
 from torchmetrics.classification import (
     MulticlassAccuracy,
     MulticlassAUROC,
@@ -17,6 +16,7 @@ from torchmetrics.classification import (
     MulticlassF1Score,
     MulticlassRecall,
 )
+from torchmetrics.functional.classification import multiclass_auroc
 
 from trainables.errors import TrainableInputError
 

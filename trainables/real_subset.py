@@ -7,7 +7,7 @@ import hashlib
 import json
 import math
 import numbers
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

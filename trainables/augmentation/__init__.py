@@ -4,6 +4,8 @@ Transforms draw their randomness from torch's global RNG, so seed torch (``torch
 make ``augment_batch`` reproducible.
 """
 
+# Imported for their side effect: each module registers its policies by name.
+from trainables.augmentation import custom, standard  # noqa: F401
 from trainables.augmentation.batch import augment_batch
 from trainables.augmentation.registry import (
     AugmentationError,
@@ -15,9 +17,6 @@ from trainables.augmentation.registry import (
     register_augmentation,
     resolve_augmentation_parameters,
 )
-
-# Imported for their side effect: each module registers its policies by name.
-from trainables.augmentation import custom, standard  # noqa: F401
 
 __all__ = [
     "AugmentationError",

@@ -4,8 +4,8 @@ resize (bilinear, antialiased) and grayscale/RGB conversion every source applies
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image

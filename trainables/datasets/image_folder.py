@@ -4,8 +4,8 @@ validation/) and test/ folders; test files are opened only when `load_test` is c
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from torchvision.datasets.folder import make_dataset

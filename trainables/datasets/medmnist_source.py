@@ -7,8 +7,9 @@ import http.client
 import os
 import socket
 import urllib.error
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from trainables.datasets.image_set import DatasetError, DatasetSplits
 from trainables.datasets.npz import load_npz

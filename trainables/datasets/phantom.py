@@ -3,7 +3,7 @@ and sulci widen with an ordinal dementia grade, imbalanced like the Alzheimer MR
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
