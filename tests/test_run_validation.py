@@ -51,3 +51,13 @@ def test_help_documents_sources_presets_and_outputs(capsys: pytest.CaptureFixtur
     help_text = capsys.readouterr().out
     for fragment in ("phantom", "medmnist:", ".npz", ".parquet", "quick", "kwon2024", "full", "leaderboard.csv", "best_config.yaml", "--repeats"):
         assert fragment in help_text, fragment
+
+
+@pytest.mark.parametrize("preset", ["quick", "kwon2024", "full"])
+def test_every_preset_passes_the_checks_before_ray(preset: str) -> None:
+    from search.run import prepare
+
+    prepared = prepare(["--space", preset, "--phantom-count", "200"])
+    assert prepared.space.name == preset
+    assert prepared.search_plan.num_samples >= 1
+    assert not ray.is_initialized()
