@@ -50,6 +50,34 @@ class TrainingConfig(_Strict):
     imbalance: Literal["none", "class_weighted_loss", "balanced_sampler"] = "none"
 
 
+class SyntheticConfig(_Strict):
+    """How many synthetic images each class gets, and from which generator (drawn from the shared pool)."""
+
+    # add: Y x the class's real count in the trial (Kwon's Y_i). balance: Y x the gap to the largest
+    # class (Lan's balanced strategy; Y = 1 tops every chosen class up to the largest).
+    proportion: float | dict[str, float] = 0.0
+    mode: Literal["add", "balance"] = "add"
+    # all classes, the minority ones (fewer training images than the mean class), or named classes.
+    classes: Literal["all", "minority"] | list[str] = "all"
+    generator: str = "ddpm"
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("proportion")
+    @classmethod
+    def _proportion_in_range(cls, value: float | dict[str, float]) -> float | dict[str, float]:
+        proportions = value.items() if isinstance(value, dict) else [("", value)]
+        for class_key, proportion in proportions:
+            if not 0.0 <= float(proportion) <= 100.0:
+                where = f" for class {class_key!r}" if class_key else ""
+                raise ValueError(f"synthetic proportion{where} must be in [0, 100], got {proportion!r}")
+        return value
+
+    @property
+    def is_active(self) -> bool:
+        proportions = self.proportion.values() if isinstance(self.proportion, dict) else [self.proportion]
+        return any(float(proportion) > 0 for proportion in proportions)
+
+
 class TrialConfig(_Strict):
     """Everything one trial needs to know besides the data and the sweep-wide settings."""
 
@@ -59,8 +87,7 @@ class TrialConfig(_Strict):
     model: ModelConfig = ModelConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
     training: TrainingConfig = TrainingConfig()
-    # Room for the synthetic-image block (generator, proportion per class); not accepted yet.
-    synthetic: None = None
+    synthetic: SyntheticConfig = SyntheticConfig()
 
     @field_validator("real_fraction")
     @classmethod

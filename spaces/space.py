@@ -101,6 +101,18 @@ class SearchSpace(BaseModel):
                     raise ValueError(f"parameter {key!r} has a condition on {condition_key!r}, which is neither fixed nor searched")
         return self
 
+    def ordered_parameters(self) -> list[tuple[str, Parameter]]:
+        """Parameters ordered so that every condition's key is decided before the parameter it guards."""
+        ordered: list[tuple[str, Parameter]] = []
+        pending = dict(self.parameters)
+        while pending:
+            decided = set(self.fixed) | {key for key, _ in ordered}
+            ready = [key for key, parameter in pending.items() if set(parameter.when or {}) <= decided]
+            if not ready:
+                raise ConfigError("parameters", sorted(pending), "conditions form a cycle; a `when:` may only refer to other parameters")
+            ordered.extend((key, pending.pop(key)) for key in ready)
+        return ordered
+
     def mutable_parameters(self) -> dict[str, Parameter]:
         return {key: parameter for key, parameter in self.parameters.items() if parameter.mutable}
 
@@ -110,15 +122,12 @@ class SearchSpace(BaseModel):
 
     def active_values(self, sampled: Mapping[str, Any]) -> dict[str, Any]:
         """Fixed values plus the sampled values whose conditions hold; the flat form leaderboards show."""
-        values = {**self.fixed}
-        for key, value in sampled.items():
-            if key in self.parameters:
-                values[key] = self.parameters[key].clamp(_plain(value))
-        return {
-            key: value
-            for key, value in values.items()
-            if key not in self.parameters or self.parameters[key].is_active(values)
-        }
+        # In dependency order, so a parameter guarded by an inactive one is inactive too.
+        active = dict(self.fixed)
+        for key, parameter in self.ordered_parameters():
+            if key in sampled and parameter.is_active(active):
+                active[key] = parameter.clamp(_plain(sampled[key]))
+        return active
 
     def representative_samples(self) -> Iterator[dict[str, Any]]:
         """One sample per corner value of every parameter, the others at their first corner.

@@ -67,7 +67,8 @@ def test_per_class_real_fraction_nests_and_conflicts_with_a_global_one() -> None
         ({"real_fraction": 1.5}, "real_fraction", r"\(0, 1\]"),
         ({"real_fraction": {"mild": 0}}, "real_fraction", "class 'mild'"),
         ({"training": {"epoch": 3}}, "training.epoch", "unknown field"),
-        ({"synthetic": {"proportion": 0.5}}, "synthetic", ""),
+        ({"synthetic": {"mode": "oversample"}}, "synthetic.mode", "'add' or 'balance'"),
+        ({"synthetic": {"proportion": -1}}, "synthetic.proportion", r"\[0, 100\]"),
     ],
 )
 def test_invalid_trial_values_name_field_and_allowed(values: dict, field: str, message: str) -> None:
@@ -123,3 +124,14 @@ def test_fixed_at_gives_a_space_with_nothing_left_to_search() -> None:
     assert best.parameters == {}
     assert best.fixed["real_fraction"] == 0.6 and "augmentation.magnitude" not in best.fixed
     assert best.resolve({}).training.epochs == space.fixed["training.epochs"]
+
+
+def test_a_parameter_guarded_by_an_inactive_one_is_inactive() -> None:
+    space = SearchSpace(parameters={
+        "synthetic.proportion": {"choice": [0.0, 1.0]},
+        "synthetic.generator": {"choice": ["ddpm", "oversample"], "when": {"synthetic.proportion": [1.0]}},
+        "synthetic.settings.rotation_probability": {"choice": [0.5], "when": {"synthetic.generator": "oversample"}},
+    })
+    sample = {"synthetic.proportion": 0.0, "synthetic.generator": "oversample", "synthetic.settings.rotation_probability": 0.5}
+    assert space.active_values(sample) == {"synthetic.proportion": 0.0}
+    assert space.active_values({**sample, "synthetic.proportion": 1.0}) == {**sample, "synthetic.proportion": 1.0}

@@ -15,6 +15,7 @@ from trainables.backbones import create_backbone, input_normalization
 from trainables.datasets import ImageSet, SearchData
 from trainables.errors import TrainableInputError
 from trainables.real_subset import real_subset_indices
+from trainables.synthetic import SyntheticSource, mix_real_and_synthetic, synthetic_images_for
 from trainables.training import class_weights, create_loss, create_optimizer, mixed_precision_dtype
 
 CHECKPOINT_FILE = "replicas.pt"
@@ -26,8 +27,9 @@ class Replica:
 
     seed: int
     real_indices: np.ndarray
-    images: torch.Tensor  # uint8 [N, C, H, W], CPU: the trial's real training images for this seed
+    images: torch.Tensor  # uint8 [N, C, H, W], CPU: the trial's real and synthetic training images for this seed
     labels: torch.Tensor  # int64 [N]
+    is_synthetic: torch.Tensor  # bool [N]
     model: nn.Module
     optimizer: torch.optim.Optimizer
     loss_function: nn.Module
@@ -92,11 +94,16 @@ def normalization_of(trial: TrialConfig, data: SearchData) -> tuple[tuple[float,
     return input_normalization(trial.model.backbone, data.channels, pretrained)
 
 
-def build_replica(trial: TrialConfig, data: SearchData, seed: int, device: torch.device) -> Replica:
+def build_replica(
+    trial: TrialConfig, data: SearchData, seed: int, device: torch.device, synthetic_source: SyntheticSource | None = None
+) -> Replica:
     fractions = fractions_by_class_index(trial.real_fraction, data.class_names)
     real_indices = real_subset_indices(data.train.labels, fractions, seed)
-    images = torch.from_numpy(np.ascontiguousarray(data.train.images[real_indices]))
-    labels = torch.from_numpy(data.train.labels[real_indices].astype(np.int64))
+    real_images = torch.from_numpy(np.ascontiguousarray(data.train.images[real_indices]))
+    real_labels = torch.from_numpy(data.train.labels[real_indices].astype(np.int64))
+    _, synthetic = synthetic_images_for(trial.synthetic, synthetic_source, data, real_indices, seed)
+    mixed = mix_real_and_synthetic(real_images, real_labels, synthetic)
+    images, labels = mixed.images, mixed.labels
     # The seed fixes the initial weights, so repeat r of two configurations starts alike.
     torch.manual_seed(seed)
     model = build_model(trial, data).to(device)
@@ -108,7 +115,7 @@ def build_replica(trial: TrialConfig, data: SearchData, seed: int, device: torch
     loss_function = create_loss(label_smoothing=trial.training.label_smoothing, weights=weights).to(device)
     # Only float16 autocast needs loss scaling; bfloat16 has float32's range.
     grad_scaler = torch.amp.GradScaler(device.type) if mixed_precision_dtype(device) == torch.float16 else None
-    return Replica(seed, real_indices, images, labels, model, optimizer, loss_function, grad_scaler)
+    return Replica(seed, real_indices, images, labels, mixed.is_synthetic, model, optimizer, loss_function, grad_scaler)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from trainables.augmentation import augment_batch, create_augmentation
 from trainables.datasets import SearchData
 from trainables.metrics import sanitize_class_name
 from trainables.replicas import Replica, build_replica, image_tensors, load_saved_trial, normalization_of, save_replicas
+from trainables.synthetic import SyntheticSource
 from trainables.training import epoch_batches, evaluate, resolve_device, train_one_epoch
 
 
@@ -26,6 +27,7 @@ class TrialSettings:
     repeats: int = 1
     seed: int = 0
     device: str = "auto"
+    synthetic_source: SyntheticSource | None = None
 
 
 def repeat_seeds(settings: TrialSettings) -> list[int]:
@@ -43,9 +45,14 @@ def aggregate_over_repeats(per_repeat: list[dict[str, float]]) -> dict[str, floa
 
 
 def subset_counts(replica: Replica, data: SearchData) -> dict[str, float]:
-    counts = torch.bincount(replica.labels, minlength=data.num_classes).tolist()
-    per_class = {f"real_count_{sanitize_class_name(name)}": float(count) for name, count in zip(data.class_names, counts)}
-    return {"real_images": float(sum(counts)), "real_fraction_of_train": sum(counts) / len(data.train), **per_class}
+    """Real and synthetic training images per class, for the leaderboard."""
+    real = torch.bincount(replica.labels[~replica.is_synthetic], minlength=data.num_classes).tolist()
+    synthetic = torch.bincount(replica.labels[replica.is_synthetic], minlength=data.num_classes).tolist()
+    counts = {"real_images": float(sum(real)), "synthetic_images": float(sum(synthetic)), "real_fraction_of_train": sum(real) / len(data.train)}
+    for name, real_count, synthetic_count in zip(data.class_names, real, synthetic):
+        counts[f"real_count_{sanitize_class_name(name)}"] = float(real_count)
+        counts[f"synthetic_count_{sanitize_class_name(name)}"] = float(synthetic_count)
+    return counts
 
 
 EpochCallback = Callable[[dict[str, float], list[Replica], int], None]
@@ -65,7 +72,7 @@ def train_classifier(
     `resume_from` is a checkpoint folder written by `save_replicas`.
     """
     device = resolve_device(settings.device)
-    replicas = [build_replica(trial, data, seed, device) for seed in repeat_seeds(settings)]
+    replicas = [build_replica(trial, data, seed, device, settings.synthetic_source) for seed in repeat_seeds(settings)]
     normalization = normalization_of(trial, data)
     augmentation = create_augmentation(trial.augmentation.policy, **trial.augmentation.parameters)
     validation_images, validation_labels = image_tensors(data.val)
