@@ -8,6 +8,7 @@ import typing
 from collections.abc import Sequence
 from typing import Any
 
+import yaml
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
@@ -48,10 +49,21 @@ def _scalar_type(annotation: Any) -> tuple[Any, list[Any] | None, bool]:
     return str, None, False
 
 
+def _mapping(text: str) -> dict[str, Any]:
+    """A mapping flag is written as YAML: --generator-resources-custom '{generator_gpu: 1}'."""
+    value = yaml.safe_load(text)
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a YAML mapping such as '{{name: 1}}', got {text!r}")
+    return value
+
+
 def _add_field(parser: argparse.ArgumentParser, name: str, field: FieldInfo, destination: str) -> None:
     help_text = field.description or ""
     if name == "split_fractions":
         parser.add_argument(_flag(name), dest=destination, type=float, nargs=3, metavar=("TRAIN", "VAL", "TEST"), help=help_text, default=argparse.SUPPRESS)
+        return
+    if typing.get_origin(field.annotation) is dict:
+        parser.add_argument(_flag(name), dest=destination, type=_mapping, metavar="YAML", help=help_text, default=argparse.SUPPRESS)
         return
     argument_type, choices, is_bool = _scalar_type(field.annotation)
     if is_bool:

@@ -21,6 +21,17 @@ class ResourceSettings(_Strict):
     gpus: float = Field(0.0, ge=0, description="GPUs per trial; fractions share one GPU between trials")
 
 
+class GeneratorResourceSettings(_Strict):
+    # Zero CPUs by default: on a laptop the generator shares the cores with the trials instead of
+    # holding one back for the whole sweep; on a cluster give it a GPU and the custom resource.
+    cpus: float = Field(0.0, ge=0, description="CPUs per generator actor")
+    gpus: float = Field(0.0, ge=0, description="GPUs per generator actor")
+    custom: dict[str, float] = Field(default_factory=dict, description="custom Ray resources, e.g. {generator_gpu: 1} for GPU nodes")
+
+    def ray_options(self) -> dict[str, Any]:
+        return {"num_cpus": self.cpus, "num_gpus": self.gpus, "resources": dict(self.custom)}
+
+
 class WandbSettings(_Strict):
     mode: Literal["offline", "online", "disabled"] = Field(
         "offline", description="W&B logging: offline run files (default), online (needs WANDB_API_KEY), disabled"
@@ -57,6 +68,9 @@ class SweepConfig(_Strict):
     resume: bool = Field(False, description="resume the interrupted sweep <storage>/<name>")
     report_dir: str | None = Field(None, description="where leaderboard, best config and plots go; default: <storage>/<name> for a local folder, else ./sweeps/<name>")
     final_test: bool = Field(True, description="after the search, evaluate the best configuration once on the test split")
+    pool: str | None = Field(None, description="synthetic image pool: a folder or URI shared by sweeps; default: <storage>/synthetic_pool")
+    generator_replicas: int = Field(1, ge=1, le=64, description="generator actors per generator; they share the generation work")
+    generator_resources: GeneratorResourceSettings = Field(default_factory=GeneratorResourceSettings)
     wandb: WandbSettings = Field(default_factory=WandbSettings)
     ray_address: str | None = Field(None, description="connect to this Ray cluster ('auto' on a cluster head); default: start a local one")
     num_cpus: int | None = Field(None, ge=1, description="CPUs of the local Ray instance; default: all")

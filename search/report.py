@@ -21,7 +21,8 @@ from spaces import SearchSpace  # noqa: E402
 PRINTED_ROWS = 10
 # Ray's bookkeeping columns that say nothing about a configuration's quality.
 _RAY_COLUMNS = ("timestamp", "done", "training_iteration", "trial_id", "date", "time_this_iter_s", "time_total_s",
-                "pid", "hostname", "node_ip", "time_since_restore", "iterations_since_restore", "checkpoint_dir_name")
+                "pid", "hostname", "node_ip", "time_since_restore", "iterations_since_restore", "checkpoint_dir_name",
+                "should_checkpoint", "epochs_planned")
 
 
 def _best_epoch(frame: pd.DataFrame, metric: str, mode: str) -> pd.Series:
@@ -68,7 +69,7 @@ def printable_leaderboard(leaderboard: pd.DataFrame, space: SearchSpace, sweep: 
     # Conditional values (a policy's magnitudes) stay in the CSV; the printed table keeps to what every trial has.
     searched = [key for key, parameter in space.parameters.items() if key in leaderboard and not parameter.when]
     columns = ["rank"] + [c for c in metric_columns if c in leaderboard] + searched + [
-        c for c in ("real_images", "epochs_run") if c in leaderboard
+        c for c in ("real_images", "synthetic_images", "epochs_run") if c in leaderboard
     ]
     table = leaderboard[columns].head(PRINTED_ROWS).copy()
     table.columns = [short_column_name(column) for column in table.columns]

@@ -13,7 +13,8 @@ from ray.tune.schedulers import TrialScheduler
 from search.cli import build_parser, flags_to_settings
 from search.config import SweepConfig, build_sweep_config, read_config_file
 from search.searchers import SearchGoal, SearchPlan
-from spaces import ConfigError, SearchSpace, list_presets
+from search.synthetic_setup import GeneratorUse
+from spaces import ConfigError, SearchSpace, TrialConfig, list_presets
 from trainables.datasets import DatasetSplits, describe_sources, load_dataset
 from trainables.errors import TrainableInputError
 
@@ -54,12 +55,16 @@ class PreparedSweep:
     dataset: DatasetSplits
     search_plan: SearchPlan
     scheduler: TrialScheduler
+    # Generators some trial may ask images from, and every trial shape the space can draw.
+    generator_uses: list[GeneratorUse]
+    trials: list[TrialConfig]
 
 
 def prepare(argv: Sequence[str] | None) -> PreparedSweep:
     """Everything that can be wrong with the input, found before Ray starts."""
     from search.schedulers import create_scheduler
     from search.searchers import create_search_plan
+    from search.synthetic_setup import generator_uses
     from search.validation import check_metric, check_space, max_epochs
 
     parser = build_parser(describe_sources(), list_presets())
@@ -74,13 +79,14 @@ def prepare(argv: Sequence[str] | None) -> PreparedSweep:
     )
     search_data = dataset.for_search()
     check_metric(sweep, search_data)
-    check_space(space, search_data)
+    trials = check_space(space, search_data)
+    uses = generator_uses(space)
     if sweep.resume and not sweep.name:
         raise ConfigError("resume", True, "resuming needs --name of the interrupted sweep")
     goal = SearchGoal(metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples, seed=sweep.seed)
     search_plan = create_search_plan(sweep.searcher, space, goal)
     scheduler = create_scheduler(sweep.scheduler, space, max_epochs=max_epochs(space))
-    return PreparedSweep(sweep, space, dataset, search_plan, scheduler)
+    return PreparedSweep(sweep, space, dataset, search_plan, scheduler, uses, trials)
 
 
 def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
@@ -96,6 +102,7 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
         write_best_config,
         write_leaderboard,
     )
+    from search.synthetic_setup import pool_root_of, prepare_generators
     from search.trainable import search_trial
     from search.wandb_logging import create_wandb_callback
     from trainables.trial import TrialSettings
@@ -112,10 +119,14 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
         ray.init(address=sweep.ray_address, num_cpus=sweep.num_cpus, include_dashboard=False, log_to_driver=True)
     # Only train and validation go to the object store, once; trials get a reference, never a copy on disk.
     search_data = dataset.for_search()
+    synthetic_source = None
+    if prepared.generator_uses:
+        pool_root = pool_root_of(sweep, root)
+        synthetic_source = prepare_generators(prepared.generator_uses, prepared.trials, search_data, sweep, pool_root)
     trainable = tune.with_resources(
         tune.with_parameters(
             search_trial, data=search_data, space=space,
-            settings=TrialSettings(repeats=sweep.repeats, seed=sweep.seed, device=sweep.device),
+            settings=TrialSettings(repeats=sweep.repeats, seed=sweep.seed, device=sweep.device, synthetic_source=synthetic_source),
         ),
         {"cpu": sweep.resources.cpus, "gpu": sweep.resources.gpus},
     )

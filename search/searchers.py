@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -56,19 +57,6 @@ def sampled_values(config: dict[str, Any]) -> dict[str, Any]:
     return dict(config.get(GRID_POINT_KEY, config))
 
 
-def _conditions_first(space: SearchSpace) -> list[tuple[str, Parameter]]:
-    """Parameters ordered so that every condition's key is decided before the parameter it guards."""
-    ordered: list[tuple[str, Parameter]] = []
-    pending = dict(space.parameters)
-    while pending:
-        decided = set(space.fixed) | {key for key, _ in ordered}
-        ready = [key for key, parameter in pending.items() if set(parameter.when or {}) <= decided]
-        if not ready:
-            raise ConfigError("parameters", sorted(pending), "conditions form a cycle; a `when:` may only refer to other parameters")
-        ordered.extend((key, pending.pop(key)) for key in ready)
-    return ordered
-
-
 def _suggest(trial: optuna.Trial, key: str, parameter: Parameter) -> Any:
     if parameter.choice is not None:
         return trial.suggest_categorical(key, parameter.choice)
@@ -98,7 +86,7 @@ class DefineByRunSpace:
 
     def __init__(self, space: SearchSpace) -> None:
         self.space = space
-        self.ordered = _conditions_first(space)
+        self.ordered = space.ordered_parameters()
 
     def __call__(self, trial: optuna.Trial) -> None:
         values: dict[str, Any] = dict(self.space.fixed)
@@ -138,14 +126,15 @@ def grid_plan(space: SearchSpace, goal: SearchGoal) -> SearchPlan:
         )
     keys = list(space.parameters)
     points: list[dict[str, Any]] = []
-    seen: set[tuple] = set()
+    seen: set[str] = set()
     for combination in itertools.product(*(space.parameters[key].choice for key in keys)):
         active = {
             key: value
             for key, value in space.active_values(dict(zip(keys, combination))).items()
             if key in space.parameters
         }
-        signature = tuple(sorted(active.items(), key=lambda item: item[0]))
+        # Values may be lists (block_out_channels), so compare points by their canonical JSON.
+        signature = json.dumps(active, sort_keys=True)
         if signature not in seen:
             seen.add(signature)
             points.append(active)

@@ -1,0 +1,91 @@
+"""`python -m search.pool`: what a synthetic pool holds, a PNG grid of its images per class, removing a generator."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from generators.pool import PoolError, PoolKey, SyntheticPool  # noqa: E402
+
+DEFAULT_POOL = "./ray_results/synthetic_pool"
+
+
+def pool_table(pool: SyntheticPool) -> pd.DataFrame:
+    """Per generator, settings and class: image count, the subset it was fit on and when images were made."""
+    rows = pool.summary()
+    if not rows:
+        return pd.DataFrame()
+    table = pd.DataFrame(rows)
+    for column in ("first_created_at", "last_created_at"):
+        table[column] = [time.strftime("%Y-%m-%d %H:%M", time.localtime(value)) for value in table[column]]
+    return table
+
+
+def sample_grid(pool: SyntheticPool, path: Path, per_class: int, generator: str | None = None) -> Path:
+    """One row per (generator settings, class) with its first images in canonical order."""
+    rows = [row for row in pool.summary() if generator is None or row["generator"] == generator]
+    if not rows:
+        raise PoolError(f"the pool holds no images{f' of generator {generator!r}' if generator else ''}")
+    figure, axes = plt.subplots(len(rows), per_class, figsize=(per_class * 1.1, len(rows) * 1.25), squeeze=False)
+    for row_axes, row in zip(axes, rows):
+        key = PoolKey.from_dict(row)
+        records = pool.records(key, row["class_index"])[:per_class]
+        images = pool.images_of(key, records)
+        for column, axis in enumerate(row_axes):
+            axis.axis("off")
+            if column < len(images):
+                image = np.transpose(images[column], (1, 2, 0))
+                axis.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=255)
+        row_axes[0].set_title(f"{row['generator']} {row['settings_hash'][:6]} class {row['class_index']}", fontsize=7, loc="left")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m search.pool", description=__doc__)
+    parser.add_argument("--pool", default=DEFAULT_POOL, help=f"pool folder or URI (default: {DEFAULT_POOL})")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="counts per generator, settings and class, with fit subset and creation times")
+    grid = commands.add_parser("grid", help="write a PNG grid of samples per class")
+    grid.add_argument("--output", default="pool_samples.png")
+    grid.add_argument("--per-class", type=int, default=8)
+    grid.add_argument("--generator", default=None, help="only this generator")
+    remove = commands.add_parser("remove", help="remove a generator's images and fitted models")
+    remove.add_argument("generator")
+    remove.add_argument("--settings-hash", default=None, help="only these settings (see `list`)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    try:
+        pool = SyntheticPool(arguments.pool)
+        if arguments.command == "list":
+            table = pool_table(pool)
+            print(table.to_string(index=False) if not table.empty else f"the pool at {arguments.pool} is empty")
+        elif arguments.command == "grid":
+            print(sample_grid(pool, Path(arguments.output), arguments.per_class, arguments.generator))
+        else:
+            removed = pool.remove(arguments.generator, arguments.settings_hash)
+            print(f"removed {removed} images of {arguments.generator}" + (f" ({arguments.settings_hash})" if arguments.settings_hash else ""))
+    except (PoolError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""A real local Ray sweep whose space includes synthetic proportion: images come from the shared pool, once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from generators.pool import PoolKey, SyntheticPool
+from search.run import main
+from trainables.datasets import load_dataset
+
+pytestmark = pytest.mark.slow
+
+SYNTHETIC_SPACE = {
+    "fixed": {"training.epochs": 1, "training.batch_size": 32, "model.backbone": "basic_cnn", "real_fraction": 0.5},
+    "parameters": {
+        "synthetic.proportion": {"choice": [0.0, 0.5, 1.0]},
+        "synthetic.generator": {"choice": ["ddpm", "oversample"], "when": {"synthetic.proportion": [0.5, 1.0]}},
+        "synthetic.settings.training_steps": {"choice": [10], "when": {"synthetic.generator": "ddpm"}},
+        "synthetic.settings.block_out_channels": {"choice": [[8, 16]], "when": {"synthetic.generator": "ddpm"}},
+        "synthetic.settings.sampling_steps": {"choice": [2], "when": {"synthetic.generator": "ddpm"}},
+        "synthetic.settings.rotation_probability": {"choice": [1.0], "when": {"synthetic.generator": "oversample"}},
+    },
+}
+CLASSES = ("non_demented", "very_mild_demented", "mild_demented", "moderate_demented")
+
+
+def run(tmp_path: Path, name: str) -> int:
+    space = tmp_path / "synthetic_space.yaml"
+    space.write_text(yaml.safe_dump(SYNTHETIC_SPACE))
+    return main([
+        "--space", str(space), "--data", "phantom", "--phantom-count", "300", "--image-size", "16",
+        "--searcher", "grid", "--scheduler", "none", "--storage", str(tmp_path / "results"), "--name", name,
+        "--wandb-mode", "disabled", "--no-final-test",
+    ])
+
+
+def pool_counts(pool: SyntheticPool, generator: str) -> dict[int, int]:
+    return {row["class_index"]: row["count"] for row in pool.summary() if row["generator"] == generator}
+
+
+def test_synthetic_images_are_generated_once_for_the_largest_demand(tmp_path: Path, ray_cluster: None) -> None:
+    assert run(tmp_path, "first") == 0
+    leaderboard = pd.read_csv(tmp_path / "results" / "first" / "leaderboard.csv")
+    # Grid: proportion 0, plus {ddpm, oversample} x {0.5, 1.0}.
+    assert len(leaderboard) == 5 and set(leaderboard["status"]) == {"ok"}
+    without = leaderboard[leaderboard["synthetic.proportion"] == 0.0]
+    assert (without["synthetic_images"] == 0).all()
+    with_synthetic = leaderboard[leaderboard["synthetic.proportion"] > 0]
+    assert (with_synthetic["synthetic_images"] > 0).all()
+    for name in CLASSES:
+        # add mode: Y x the class's real count in the trial.
+        expected = (with_synthetic["synthetic.proportion"] * with_synthetic[f"real_count_{name}"]).round()
+        assert (with_synthetic[f"synthetic_count_{name}"] == expected).all(), name
+
+    pool = SyntheticPool(str(tmp_path / "results" / "synthetic_pool"))
+    for generator in ("ddpm", "oversample"):
+        rows = with_synthetic[with_synthetic["synthetic.generator"] == generator]
+        counts = pool_counts(pool, generator)
+        for index, name in enumerate(CLASSES):
+            # Made once, for the largest demand, not once per trial.
+            assert counts.get(index, 0) == rows[f"synthetic_count_{name}"].max(), (generator, name)
+        # Generating per trial would have cost the sum of the demands.
+        assert sum(counts.values()) < rows["synthetic_images"].sum()
+
+    # Provenance: generator, settings, fit subset for the fitted model, training-image sources for copies.
+    train_ids = set(load_dataset("phantom", image_size=16, phantom_count=300).train.ids)
+    for row in pool.summary():
+        key = PoolKey.from_dict(row)
+        for record in pool.records(key, row["class_index"]):
+            assert (record.generator, record.settings_hash, record.created_at > 0) == (key.generator, key.settings_hash, True)
+            if key.generator == "ddpm":
+                assert key.fit_subset is not None and record.source_id is None
+            else:
+                assert record.source_id in train_ids
+
+    # A second sweep on the same pool generates nothing new and loads the fitted model instead of refitting.
+    before = pool.summary()
+    assert run(tmp_path, "second") == 0
+    pool.refresh()
+    assert pool.summary() == before
+    second = pd.read_csv(tmp_path / "results" / "second" / "leaderboard.csv")
+    assert sorted(second["val_loss"].round(6)) == sorted(leaderboard["val_loss"].round(6))
