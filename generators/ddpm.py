@@ -55,6 +55,11 @@ DDPM_SETTINGS = [
         description="chance a training label is replaced by the null class, which teaches the unconditional model "
         "that classifier-free guidance needs",
     ),
+    SettingSpec(
+        "ema_decay", "float", 0.999, low=0.0, high=0.9999, affects_fit=True,
+        description="largest decay of the moving average of the weights that sampling uses; it warms up as "
+        "1 - (1 + step)**(-2/3), so a short fit averages its last ~10% of steps; 0 samples the final weights",
+    ),
     SettingSpec("sampling_steps", "int", 25, low=1, high=1000, description="DDIM steps per image (at most num_train_timesteps)"),
     SettingSpec(
         "guidance_scale", "float", 2.0, low=0.0, high=20.0,
@@ -72,7 +77,8 @@ class DDPMGenerator(Generator):
     """Class-conditional DDPM (Ho et al. 2020) with classifier-free guidance (Ho & Salimans 2022).
 
     The extra class index `num_classes` is the null class. Training predicts the noise (epsilon) with an MSE loss,
-    in float32 on CPU and under bf16 autocast on CUDA. Sampling is deterministic DDIM (eta 0) with
+    in float32 on CPU and under bf16 autocast on CUDA; sampling uses a moving average of the weights (ema_decay).
+    Sampling is deterministic DDIM (eta 0) with
     "trailing" timestep spacing, which starts from the last training timestep and so suits few steps.
 
     Batch independence: each image's initial noise comes from its own seed, and every UNet call is padded to
@@ -148,6 +154,7 @@ class DDPMGenerator(Generator):
         self, images: np.ndarray, labels: np.ndarray, *, seed: int, progress: ProgressCallback | None = None
     ) -> None:
         from diffusers import DDPMScheduler
+        from diffusers.training_utils import EMAModel
 
         self.check_training_data(images, labels)
         check_seed(self.name, seed)
@@ -155,6 +162,12 @@ class DDPMGenerator(Generator):
         scheduler = DDPMScheduler(num_train_timesteps=self.settings["num_train_timesteps"])
         unet = self._build_unet(seed).to(device).train()
         optimizer = torch.optim.AdamW(unet.parameters(), lr=self.settings["learning_rate"])
+        # Averaged weights sample visibly cleaner images than the last step's, the more so in short fits.
+        moving_average = (
+            EMAModel(unet.parameters(), decay=self.settings["ema_decay"], use_ema_warmup=True, foreach=True)
+            if self.settings["ema_decay"] > 0
+            else None
+        )
         training_images = torch.from_numpy(np.array(images, dtype=np.float32) / 127.5 - 1.0).to(device)
         training_labels = torch.from_numpy(np.array(labels, dtype=np.int64)).to(device)
         # Every random draw comes from one CPU generator seeded by `seed`, so a fit is reproducible and draws the
@@ -179,6 +192,8 @@ class DDPMGenerator(Generator):
             loss.backward()
             torch.nn.utils.clip_grad_norm_(unet.parameters(), GRADIENT_CLIP_NORM)
             optimizer.step()
+            if moving_average is not None:
+                moving_average.step(unet.parameters())
             losses.append(loss.item())
             if not math.isfinite(losses[-1]):
                 raise GeneratorError(
@@ -187,6 +202,8 @@ class DDPMGenerator(Generator):
                 )
             if progress is not None:
                 progress(step + 1, total_steps)
+        if moving_average is not None:
+            moving_average.copy_to(unet.parameters())
         self._unet = unet.eval()
         self._scheduler_config = dict(scheduler.config)
         self.training_losses = losses

@@ -3,18 +3,36 @@ then generate batches for the pool actor."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import ray
+import torch
 
 from generators.base import GeneratorError, create_generator, resolve_generator_settings, settings_hash
 from generators.pool import PoolError, PoolKey, SyntheticPool, open_pool_root
 
 # What a caller may set on a generator actor; anything else is more likely a typo than a wish.
 ACTOR_RESOURCE_OPTIONS = frozenset({"num_cpus", "num_gpus", "resources", "memory", "accelerator_type"})
+
+
+@contextlib.contextmanager
+def cpu_threads_for_fitting(device: str) -> Iterator[None]:
+    """Fitting runs before any trial starts, so on CPU it may use every core, whatever CPUs the actor
+    reserved (Ray caps an actor without CPUs at one thread); the cap returns for generation during trials."""
+    if device != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _device_of_this_worker() -> str:
@@ -107,7 +125,8 @@ class GeneratorActor:
         if pool.has_generator(key):
             return self.load(pool_root, key)
         started = time.time()
-        self._generator.fit(np.asarray(images), np.asarray(labels), seed=seed)
+        with cpu_threads_for_fitting(self._device):
+            self._generator.fit(np.asarray(images), np.asarray(labels), seed=seed)
         fit_seconds = time.time() - started
         record = {
             **fit_info,

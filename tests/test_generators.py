@@ -173,6 +173,15 @@ def test_ddpm_fit_is_reproducible_for_a_seed(fitted_ddpm: DDPMGenerator) -> None
     np.testing.assert_array_equal(refit.generate(0, [5, 6]), fitted_ddpm.generate(0, [5, 6]))
 
 
+def test_ddpm_samples_from_the_moving_average_of_the_weights(fitted_ddpm: DDPMGenerator) -> None:
+    images, labels = _two_class_images()
+    final_weights = _tiny_ddpm(ema_decay=0.0)
+    final_weights.fit(images, labels, seed=0)
+    # Same seed, same batches, same losses: only the weights sampled from differ.
+    assert final_weights.training_losses == fitted_ddpm.training_losses
+    assert not np.array_equal(final_weights.generate(0, [5, 6]), fitted_ddpm.generate(0, [5, 6]))
+
+
 def test_ddpm_fit_leaves_the_global_rng_alone() -> None:
     images, labels = _two_class_images(2)
     state = torch.random.get_rng_state()
