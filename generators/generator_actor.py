@@ -18,6 +18,9 @@ from generators.pool import PoolError, PoolKey, SyntheticPool, open_pool_root
 
 # What a caller may set on a generator actor; anything else is more likely a typo than a wish.
 ACTOR_RESOURCE_OPTIONS = frozenset({"num_cpus", "num_gpus", "resources", "memory", "accelerator_type"})
+# A replica that dies (a lost spot node, an out-of-memory kill) comes back and its calls are retried: generation
+# is deterministic from seeds and a restarted replica reloads its fit from the pool, so a retry is harmless.
+GENERATOR_ACTOR_RESTARTS = 3
 
 
 @contextlib.contextmanager
@@ -206,7 +209,9 @@ def create_generator_actors(
         raise PoolError(f"unknown generator actor resource options {sorted(unknown)}; allowed: {sorted(ACTOR_RESOURCE_OPTIONS)}")
     # Fail in the caller, with the registry's message, rather than in `count` remote constructors.
     resolve_generator_settings(name, settings)
-    remote_class = ray.remote(GeneratorActor).options(**dict(resources))
+    remote_class = ray.remote(GeneratorActor).options(
+        max_restarts=GENERATOR_ACTOR_RESTARTS, max_task_retries=GENERATOR_ACTOR_RESTARTS, **dict(resources)
+    )
     return [
         remote_class.remote(
             name,

@@ -26,6 +26,16 @@ def pool_actor_name(root: str) -> str:
     return "synthetic-pool-" + hashlib.sha256(canonical_root.encode("utf-8")).hexdigest()[:12]
 
 
+@dataclass(frozen=True)
+class GeneratorAttachment:
+    """The generator actor replicas that make one key's missing images. Trials carry it with every request, so a
+    pool actor that restarted (and lost its attachments with its memory) takes it back from the next request."""
+
+    actors: tuple[ray.actor.ActorHandle, ...]
+    image_to_image: bool
+    batch_size: int = 32
+
+
 @dataclass
 class _Attachment:
     actors: list[ray.actor.ActorHandle]
@@ -36,7 +46,7 @@ class _Attachment:
 
 class SyntheticPoolActor:
     """Async actor around a SyntheticPool. Its state is a cache of storage plus the attached generator actors,
-    which do not survive a restart: attach them again after one (attaching is idempotent and cheap)."""
+    which do not survive a restart: requests that carry a GeneratorAttachment re-attach them (it is idempotent)."""
 
     def __init__(self, root: str) -> None:
         self._pool = SyntheticPool(root)
@@ -90,12 +100,16 @@ class SyntheticPoolActor:
         trial_subset_ids: list[str],
         allowed_source_ids: list[str] | None = None,
         sources: Mapping[str, np.ndarray] | None = None,
+        generators: GeneratorAttachment | None = None,
     ) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """The first `count` canonical images of (key, class) a trial with real subset `trial_subset_ids` may use,
         and their records as dicts. Image-to-image: `allowed_source_ids` is the trial's real subset of the class
-        and `sources` maps those ids to uint8 [C, H, W] images. Missing images are generated once, then stored."""
+        and `sources` maps those ids to uint8 [C, H, W] images. Missing images are generated once, then stored.
+        `generators` are attached first when this actor holds none for the key (after a restart, say)."""
         class_index = check_class_index(class_index)
         count = check_count(count)
+        if generators is not None and key not in self._attached:
+            await self.attach_generators(key, generators.actors, generators.image_to_image, generators.batch_size)
         attachment = self._attached.get(key)
         if attachment is not None and attachment.image_to_image != (allowed_source_ids is not None):
             needed = "needs allowed_source_ids" if attachment.image_to_image else "takes no allowed_source_ids"
@@ -133,8 +147,8 @@ class SyntheticPoolActor:
         if attachment is None:
             raise PoolError(
                 f"{len(missing)} images of {key.folder_name} class {class_index} are missing and no generator actors "
-                f"are attached for this key; call attach_generators(key, actors, image_to_image) (again, after a "
-                f"pool actor restart)"
+                f"are attached for this key; call attach_generators(key, actors, image_to_image), or pass "
+                f"generators=GeneratorAttachment(...) with the request"
             )
         if attachment.image_to_image:
             self._check_sources(key, missing, sources or {})

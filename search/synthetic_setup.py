@@ -92,10 +92,16 @@ def prepare_generators(
 
     from generators.base import generator_class
     from generators.generator_actor import create_generator_actors, prepare_generator_actors
-    from generators.pool_actor import get_synthetic_pool
+    from generators.pool import PoolKey
+    from generators.pool_actor import GeneratorAttachment, get_synthetic_pool
 
     source = SyntheticSource(pool_root=pool_root, fit_fractions=smallest_fractions(trials, data))
     pool = get_synthetic_pool(pool_root)
+
+    def attach(key: PoolKey, actors: list, image_to_image: bool) -> None:
+        source.generators[key] = GeneratorAttachment(tuple(actors), image_to_image)
+        ray.get(pool.attach_generators.remote(key, actors, image_to_image))
+
     # Only training ids may ever be a generator's fit data or an image-to-image source.
     train_ids = [str(image_id) for image_id in data.train.ids]
     dataset_name = pool_dataset_name(data)
@@ -112,7 +118,7 @@ def prepare_generators(
         )
         config = TrialConfig.model_validate({"synthetic": {"generator": use.name, "settings": use.settings}}).synthetic
         if not generator.needs_fit:
-            ray.get(pool.attach_generators.remote(pool_key_for(config, dataset_name, None), actors, generator.image_to_image))
+            attach(pool_key_for(config, dataset_name, None), actors, generator.image_to_image)
             continue
         for seed in seeds:
             indices, fit_subset = generator_fit_subset(data, source.fit_fractions, seed)
@@ -127,5 +133,5 @@ def prepare_generators(
                   "or loading the fitted model from the pool")
             prepare_generator_actors(actors, pool_root, key, data.train.images[indices], data.train.labels[indices], fit_info, seed)
             print(f"Generator {use.name} ready after {time.perf_counter() - started:.0f} s")
-            ray.get(pool.attach_generators.remote(key, actors, generator.image_to_image))
+            attach(key, actors, generator.image_to_image)
     return source

@@ -18,7 +18,7 @@ from ray import cloudpickle
 from generators.base import Generator, register_generator, settings_hash
 from generators.generator_actor import create_generator_actors, prepare_generator_actors
 from generators.pool import LeakageError, PoolError, PoolKey, SyntheticPool, derive_seed
-from generators.pool_actor import get_synthetic_pool, pool_actor_name
+from generators.pool_actor import GeneratorAttachment, get_synthetic_pool, pool_actor_name
 
 SHAPE = (1, 8, 8)
 DATASET = "pooltest-8px-1ch"
@@ -244,9 +244,16 @@ def test_a_restarted_pool_actor_serves_the_stored_images_without_generating(
     assert after_records == before_records
     assert generated_by(noise_actors) == counts_before
     assert ray.get(restarted.generated_count.remote()) == 0
-    # Attachments live in memory only: after a restart, missing images ask for them again, by name.
+    # Attachments live in memory only: after a restart, missing images need the generators named again...
     with pytest.raises(PoolError, match="attach_generators"):
         ray.get(restarted.request.remote(key, 0, 8, TRAIN_IDS))
+    # ...which trials do by carrying them with every request: only the 2 missing images are made.
+    attachment = GeneratorAttachment(tuple(noise_actors), image_to_image=False, batch_size=4)
+    more, more_records = ray.get(restarted.request.remote(key, 0, 8, TRAIN_IDS, generators=attachment))
+    np.testing.assert_array_equal(more[:6], before)
+    assert more_records[:6] == before_records
+    assert sum(generated_by(noise_actors)) - sum(counts_before) == 2
+    assert ray.get(restarted.generated_count.remote()) == 2
 
 
 def test_crash_leftovers_are_ignored_and_cleaned(pool_root: str) -> None:
@@ -302,6 +309,24 @@ def test_a_fitted_generator_is_fit_once_and_loaded_by_other_replicas(pool_root: 
         ray.get(first.generate.remote(0, [1, 2, 3])), ray.get(second.generate.remote(0, [1, 2, 3]))
     )
     assert SyntheticPool(pool_root).generator_info(key)["fit_subset"] == "subset-a"
+
+
+def test_a_generator_actor_that_dies_comes_back_with_its_fit_loaded_not_refit(shared_root: str, dataset: str) -> None:
+    key = key_for(FITTED, dataset, fit_subset="subset-restart")
+    (actor,) = start_generator_actors(FITTED, 1)
+    fit_info = {"fit_subset_ids": TRAIN_IDS[:4]}
+    prepare_generator_actors([actor], shared_root, key, np.zeros((4, *SHAPE), np.uint8), np.zeros(4, np.int64), fit_info, 0)
+    attachment = GeneratorAttachment((actor,), image_to_image=False)
+    pool = get_synthetic_pool(shared_root)
+    before, before_records = ray.get(pool.request.remote(key, 0, 3, TRAIN_IDS, generators=attachment))
+    ray.kill(actor, no_restart=False)
+    more, more_records = ray.get(pool.request.remote(key, 0, 6, TRAIN_IDS, generators=attachment))
+    assert ray.get(actor.generated_count.remote()) == 3  # the restarted replica made the 3 new images
+    np.testing.assert_array_equal(more[:3], before)
+    # FittedMean draws a random offset per fit: the new images follow the stored fit only if it was loaded.
+    base = (int(before[0, 0, 0, 0]) - before_records[0]["seed"]) % 256
+    for image, record in zip(more, more_records):
+        np.testing.assert_array_equal(image, np.full(SHAPE, (base + record["seed"]) % 256, np.uint8))
 
 
 def test_fit_on_a_validation_image_is_refused_before_fitting(pool_root: str, fitted_actors: list) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -13,6 +13,7 @@ import torch
 
 from generators.base import settings_hash
 from generators.pool import PoolKey
+from generators.pool_actor import GeneratorAttachment
 from spaces.schema import SyntheticConfig
 from trainables.augmentation import create_augmentation
 from trainables.datasets import SearchData
@@ -92,11 +93,13 @@ def generator_fit_subset(data: SearchData, fit_fractions: Mapping[int, float], s
 
 @dataclass(frozen=True)
 class SyntheticSource:
-    """Where a sweep's trials get synthetic images: the pool's storage root, and the fit subset rule."""
+    """Where a sweep's trials get synthetic images: the pool's storage root, the fit subset rule, and the
+    generator actors of each pool key, which trials hand to the pool actor should it have restarted."""
 
     pool_root: str
     # The smallest real fraction per class the sweep can draw; fitted generators are fit on that subset.
     fit_fractions: dict[int, float]
+    generators: dict[PoolKey, GeneratorAttachment] = field(default_factory=dict)
 
 
 def synthetic_images_for(
@@ -114,7 +117,7 @@ def synthetic_images_for(
     fit_subset = None
     if generator_class(config.generator).needs_fit:
         fit_subset = generator_fit_subset(data, source.fit_fractions, seed)[1]
-    return counts, fetch_synthetic_images(source.pool_root, config, counts, data, real_indices, fit_subset)
+    return counts, fetch_synthetic_images(source, config, counts, data, real_indices, fit_subset)
 
 
 def pool_dataset_name(data: SearchData) -> str:
@@ -159,7 +162,7 @@ def mix_real_and_synthetic(
 
 
 def fetch_synthetic_images(
-    pool_root: str,
+    source: SyntheticSource,
     config: SyntheticConfig,
     counts: np.ndarray,
     data: SearchData,
@@ -170,8 +173,9 @@ def fetch_synthetic_images(
     from generators.base import generator_class
     from generators.pool_actor import get_synthetic_pool
 
-    pool = get_synthetic_pool(pool_root)
+    pool = get_synthetic_pool(source.pool_root)
     key = pool_key_for(config, pool_dataset_name(data), fit_subset)
+    generators = source.generators.get(key)
     image_to_image = generator_class(config.generator).image_to_image
     subset_ids = [str(image_id) for image_id in data.train.ids[real_indices]]
     requests = []
@@ -186,7 +190,7 @@ def fetch_synthetic_images(
             sources = {str(data.train.ids[index]): data.train.images[index] for index in in_class}
         requests.append((class_index_value, pool.request.remote(
             key, class_index_value, int(count), trial_subset_ids=subset_ids,
-            allowed_source_ids=allowed_sources, sources=sources,
+            allowed_source_ids=allowed_sources, sources=sources, generators=generators,
         )))
     fetched = []
     for class_index_value, reference in requests:
