@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 
@@ -98,6 +99,8 @@ def test_settings_resolve_to_defaults_and_coerce_integral_floats() -> None:
         ({"block_out_channels": [12, 24]}, r"'block_out_channels' = \[12, 24\] is not allowed;.*multiple of 8"),
         ({"block_out_channels": 32}, r"'block_out_channels' = 32 is not a non-empty list"),
         ({"sampling_steps": 100, "num_train_timesteps": 50}, r"'sampling_steps' = 100 .* num_train_timesteps = 50"),
+        ({"beta_schedule": "cosine"}, r"'beta_schedule' = 'cosine' is not allowed; allowed: one of 'linear', .*'squaredcos_cap_v2'"),
+        ({"prediction_type": "sample"}, r"'prediction_type' = 'sample' is not allowed; allowed: one of 'epsilon', 'v_prediction'"),
     ],
 )
 def test_bad_ddpm_settings_name_the_setting_value_and_what_is_allowed(settings: dict, message: str) -> None:
@@ -122,15 +125,11 @@ def test_fit_settings_hash_is_shared_across_sampling_settings() -> None:
     assert fit_settings_hash("ddpm", None) != fit_settings_hash("ddpm", {"training_steps": 7})
 
 
-def test_settings_hash_is_fixed_across_processes() -> None:
-    # A changed hash orphans every image a pool already stored; change this value only on purpose.
-    assert settings_hash("oversample", {"rotation_probability": 0.5}) == settings_hash(
-        "oversample", {"rotation_probability": 0.5}
-    )
-    expected = __import__("hashlib").sha256(
-        b'{"generator":"oversample","settings":{"rotation_probability":0.5}}'
-    ).hexdigest()[:12]
-    assert settings_hash("oversample", {"rotation_probability": 0.5}) == expected
+def test_settings_hash_is_the_sha256_of_canonical_json() -> None:
+    # Fixed text, not Python's per-process hash(): a changed hash would orphan every image a pool already stored.
+    canonical = b'{"generator":"oversample","settings":{"rotation_magnitude":0.25,"rotation_probability":0.5}}'
+    settings = {"rotation_probability": 0.5, "rotation_magnitude": 0.25}
+    assert settings_hash("oversample", settings) == hashlib.sha256(canonical).hexdigest()[:12]
 
 
 # --- ddpm ---------------------------------------------------------------------------------------------------
@@ -163,6 +162,27 @@ def test_ddpm_class_conditioning_changes_the_images(fitted_ddpm: DDPMGenerator) 
     assert not np.array_equal(dark, bright)
     # Trained on dark class 0 and bright class 1, guided samples should lean the same way.
     assert dark.astype(float).mean() < bright.astype(float).mean()
+
+
+@pytest.mark.parametrize(
+    ("beta_schedule", "prediction_type"), [("linear", "epsilon"), ("scaled_linear", "v_prediction")]
+)
+def test_ddpm_other_schedules_and_targets_fit_and_keep_class_conditioning(
+    fitted_ddpm: DDPMGenerator, beta_schedule: str, prediction_type: str, tmp_path: Path
+) -> None:
+    images, labels = _two_class_images()
+    generator = _tiny_ddpm(beta_schedule=beta_schedule, prediction_type=prediction_type)
+    generator.fit(images, labels, seed=0)
+    dark, bright = generator.generate(0, [1, 2, 3, 4]), generator.generate(1, [1, 2, 3, 4])
+    assert dark.astype(float).mean() < bright.astype(float).mean()
+    # The schedule and target are part of the fit: a model of the defaults is not loaded as this one.
+    assert fit_settings_hash("ddpm", generator.settings) != fit_settings_hash("ddpm", fitted_ddpm.settings)
+    generator.save(tmp_path / "model")
+    restored = _tiny_ddpm(beta_schedule=beta_schedule, prediction_type=prediction_type)
+    restored.load(tmp_path / "model")
+    np.testing.assert_array_equal(restored.generate(1, [1, 2]), bright[:2])
+    with pytest.raises(GeneratorError, match="fit differently"):
+        _tiny_ddpm().load(tmp_path / "model")
 
 
 def test_ddpm_fit_is_reproducible_for_a_seed(fitted_ddpm: DDPMGenerator) -> None:
