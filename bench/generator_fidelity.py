@@ -24,8 +24,6 @@ from spaces import TrialConfig  # noqa: E402
 from trainables.datasets import ImageSet, SearchData, load_dataset  # noqa: E402
 from trainables.trial import TrialSettings, train_classifier  # noqa: E402
 
-BATCH = 64
-
 
 def parse_settings(pairs: list[str]) -> dict:
     settings = {}

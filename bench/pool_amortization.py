@@ -47,8 +47,7 @@ def amortization_space(epochs: int, training_steps: int) -> dict:
     }
 
 
-def load_fitted_ddpm(pool: SyntheticPool, key: PoolKey, num_classes: int, image_size: int) -> Generator:
-    settings = pool.generator_info(key)["settings"]
+def load_fitted_ddpm(pool: SyntheticPool, key: PoolKey, settings: dict, num_classes: int, image_size: int) -> Generator:
     # The phantom data is grayscale.
     generator = create_generator("ddpm", settings=settings, num_classes=num_classes, channels=1, image_size=image_size)
     pool.load_generator(key, generator)
@@ -80,7 +79,8 @@ def main() -> None:
         started = time.perf_counter()
         code = run_search([
             "--space", str(space), "--image-size", str(arguments.image_size),
-            "--num-samples", str(arguments.trials if arguments.searcher == "random" else 1), "--searcher", arguments.searcher, "--scheduler", "none", "--storage", str(Path(folder, "results")), "--name", "amortization",
+            "--num-samples", str(arguments.trials if arguments.searcher == "random" else 1), "--searcher", arguments.searcher,
+            "--scheduler", "none", "--storage", str(Path(folder, "results")), "--name", "amortization",
             "--wandb-mode", "disabled", "--no-final-test",
         ])
         sweep_seconds = time.perf_counter() - started
@@ -93,8 +93,9 @@ def main() -> None:
         generated = sum(row["count"] for row in pool.summary())
         demanded = int(leaderboard["synthetic_images"].sum())
         key = PoolKey.from_dict(pool.summary()[0])
-        fit_seconds = float(pool.generator_info(key)["fit_seconds"])
-        generator = load_fitted_ddpm(pool, key, len(class_columns), arguments.image_size)
+        fit_record = pool.generator_info(key)
+        fit_seconds = float(fit_record["fit_seconds"])
+        generator = load_fitted_ddpm(pool, key, fit_record["settings"], len(class_columns), arguments.image_size)
         demands = leaderboard[class_columns].astype(np.int64)
         # The same fitted model, the same batches, the same process: once for what the pool made (the largest
         # demand per class), once for every trial's demand on its own, as a per-trial generator would make them.

@@ -18,6 +18,8 @@ from generators.pool_keys import SlotKey, check_class_index, check_count, derive
 POOL_NAMESPACE = "synthaug"
 # Requests mostly wait on locks and generator actors; many may be in flight at once.
 POOL_ACTOR_CONCURRENCY = 256
+# Images per generate call sent to one replica.
+GENERATION_BATCH_SIZE = 32
 
 
 def pool_actor_name(root: str) -> str:
@@ -33,15 +35,14 @@ class GeneratorAttachment:
 
     actors: tuple[ray.actor.ActorHandle, ...]
     image_to_image: bool
-    batch_size: int = 32
+    batch_size: int = GENERATION_BATCH_SIZE
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Attachment:
-    actors: list[ray.actor.ActorHandle]
-    image_to_image: bool
+    generators: GeneratorAttachment
+    # The generator's resolved settings, recorded with every image it makes.
     settings: dict[str, Any]
-    batch_size: int
 
 
 class SyntheticPoolActor:
@@ -63,7 +64,7 @@ class SyntheticPoolActor:
         key: PoolKey,
         actor_handles: Sequence[ray.actor.ActorHandle],
         image_to_image: bool,
-        batch_size: int = 32,
+        batch_size: int = GENERATION_BATCH_SIZE,
     ) -> None:
         """Makes these GeneratorActor replicas generate the key's missing images, in batches of at most
         `batch_size` images spread over the replicas; replaces an earlier attachment. A fitted key must have its
@@ -90,7 +91,8 @@ class SyntheticPoolActor:
                     f"image_to_image={image_to_image} but generator {key.generator!r} has "
                     f"image_to_image={description['image_to_image']}"
                 )
-        self._attached[key] = _Attachment(list(actor_handles), bool(image_to_image), descriptions[0]["settings"], batch_size)
+        generators = GeneratorAttachment(tuple(actor_handles), bool(image_to_image), batch_size)
+        self._attached[key] = _Attachment(generators, descriptions[0]["settings"])
 
     async def request(
         self,
@@ -111,8 +113,8 @@ class SyntheticPoolActor:
         if generators is not None and key not in self._attached:
             await self.attach_generators(key, generators.actors, generators.image_to_image, generators.batch_size)
         attachment = self._attached.get(key)
-        if attachment is not None and attachment.image_to_image != (allowed_source_ids is not None):
-            needed = "needs allowed_source_ids" if attachment.image_to_image else "takes no allowed_source_ids"
+        if attachment is not None and attachment.generators.image_to_image != (allowed_source_ids is not None):
+            needed = "needs allowed_source_ids" if attachment.generators.image_to_image else "takes no allowed_source_ids"
             raise PoolError(f"generator {key.generator!r} of {key.folder_name} {needed}")
         await asyncio.to_thread(self._pool.check_request, key, trial_subset_ids, allowed_source_ids)
         lock = self._locks.setdefault((key, class_index), asyncio.Lock())
@@ -150,14 +152,15 @@ class SyntheticPoolActor:
                 f"are attached for this key; call attach_generators(key, actors, image_to_image), or pass "
                 f"generators=GeneratorAttachment(...) with the request"
             )
-        if attachment.image_to_image:
+        generators = attachment.generators
+        if generators.image_to_image:
             self._check_sources(key, missing, sources or {})
-        batches = [missing[start : start + attachment.batch_size] for start in range(0, len(missing), attachment.batch_size)]
+        batches = [missing[start : start + generators.batch_size] for start in range(0, len(missing), generators.batch_size)]
         launched = []
         for batch_number, batch in enumerate(batches):
-            replica = attachment.actors[batch_number % len(attachment.actors)]
+            replica = generators.actors[batch_number % len(generators.actors)]
             seeds = [derive_seed(key, class_index, source_id, slot) for source_id, slot in batch]
-            batch_sources = np.stack([sources[source_id] for source_id, _ in batch]) if attachment.image_to_image else None
+            batch_sources = np.stack([sources[source_id] for source_id, _ in batch]) if generators.image_to_image else None
             reference = replica.generate.remote(class_index, seeds, batch_sources, key=key, pool_root=self._pool.root)
             launched.append((batch, seeds, reference))
         first_error: BaseException | None = None

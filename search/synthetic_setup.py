@@ -99,8 +99,8 @@ def prepare_generators(
     pool = get_synthetic_pool(pool_root)
 
     def attach(key: PoolKey, actors: list, image_to_image: bool) -> None:
-        source.generators[key] = GeneratorAttachment(tuple(actors), image_to_image)
-        ray.get(pool.attach_generators.remote(key, actors, image_to_image))
+        generators = source.generators[key] = GeneratorAttachment(tuple(actors), image_to_image)
+        ray.get(pool.attach_generators.remote(key, generators.actors, image_to_image, generators.batch_size))
 
     # Only training ids may ever be a generator's fit data or an image-to-image source.
     train_ids = [str(image_id) for image_id in data.train.ids]

@@ -11,9 +11,9 @@ import numpy as np
 import ray
 import torch
 
-from generators.base import settings_hash
+from generators.base import generator_class, settings_hash
 from generators.pool import PoolKey
-from generators.pool_actor import GeneratorAttachment
+from generators.pool_actor import GeneratorAttachment, get_synthetic_pool
 from spaces.schema import SyntheticConfig
 from trainables.augmentation import create_augmentation
 from trainables.datasets import SearchData
@@ -106,8 +106,6 @@ def synthetic_images_for(
     config: SyntheticConfig, source: SyntheticSource | None, data: SearchData, real_indices: np.ndarray, seed: int
 ) -> tuple[np.ndarray, list[tuple[int, np.ndarray, list[dict[str, Any]]]]]:
     """(counts per class, fetched images per class) for one repeat seed's real subset."""
-    from generators.base import generator_class
-
     real_counts = np.bincount(data.train.labels[real_indices], minlength=data.num_classes)
     counts = synthetic_counts(config, real_counts, data.class_names, data.train.class_counts(data.num_classes))
     if counts.sum() == 0:
@@ -170,9 +168,6 @@ def fetch_synthetic_images(
     fit_subset: str | None,
 ) -> list[tuple[int, np.ndarray, list[dict[str, Any]]]]:
     """Asks the shared pool for each class's images; the pool generates what is missing, once, for every trial."""
-    from generators.base import generator_class
-    from generators.pool_actor import get_synthetic_pool
-
     pool = get_synthetic_pool(source.pool_root)
     key = pool_key_for(config, pool_dataset_name(data), fit_subset)
     generators = source.generators.get(key)
