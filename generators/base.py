@@ -19,6 +19,8 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from generators.errors import GeneratorError
+
 SettingKind = Literal["int", "float", "str", "int_list"]
 _SETTING_KINDS: tuple[str, ...] = ("int", "float", "str", "int_list")
 
@@ -27,10 +29,6 @@ MAXIMUM_SEED = 2**63 - 1
 
 ProgressCallback = Callable[[int, int], None]
 """Called as progress(step, total_steps) while a generator fits."""
-
-
-class GeneratorError(ValueError):
-    """A generator name, setting, dependency or input is invalid; the message names it and what is allowed."""
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow.fs
 
+from generators.errors import LeakageError, PoolError
 from generators.pool_keys import (
-    LeakageError,
-    PoolError,
     PoolKey,
     SlotKey,
     SyntheticRecord,

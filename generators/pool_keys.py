@@ -1,4 +1,4 @@
-"""Identity and order of pool images: pool keys, provenance records, slot seeds, canonical order, pool errors."""
+"""Identity and order of pool images: pool keys, provenance records, slot seeds, canonical order."""
 
 from __future__ import annotations
 
@@ -12,19 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from generators.errors import PoolError
+
 # Names become folder names; a single dash is allowed inside, "--" separates the parts of a key folder.
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.]*(?:-[A-Za-z0-9_.]+)*")
 _HEX_PATTERN = re.compile(r"[0-9a-f]+")
 
 SlotKey = tuple[str | None, int]
-
-
-class PoolError(ValueError):
-    """A pool request, write or stored file is invalid; the message names what is wrong and what is allowed."""
-
-
-class LeakageError(PoolError):
-    """A request would let validation/test images or images outside a trial's real subset into its training data."""
 
 
 def check_name(value: object, what: str) -> str:

@@ -1,0 +1,13 @@
+"""The errors of the `generators` package, under one base class so a command can report any of them cleanly."""
+
+
+class GeneratorError(ValueError):
+    """A generator name, setting, input or stored file is invalid; the message names it and what is allowed."""
+
+
+class PoolError(GeneratorError):
+    """A pool request, write or stored file is invalid; the message names what is wrong and what is allowed."""
+
+
+class LeakageError(PoolError):
+    """A request would let validation/test images or images outside a trial's real subset into its training data."""
