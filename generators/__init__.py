@@ -1,35 +1,22 @@
-"""Synthetic images: the Generator interface, its implementations, generator actors and the shared pool."""
+"""Synthetic images: the Generator interface, its implementations, generator actors and the shared pool; and the
+traditional augmentation policies (`generators.augmentation`) that trials and the `oversample` generator share.
+Importing the package registers every built-in generator and policy."""
 
-from generators.base import (
-    Generator,
-    GeneratorError,
-    SettingSpec,
-    create_generator,
-    fit_settings_hash,
-    generator_class,
-    generator_setting_specs,
-    list_generators,
-    register_generator,
-    resolve_generator_settings,
-    settings_hash,
-)
-
-# Imported for their registrations; diffusers itself is imported only when a ddpm model is built or loaded.
-from generators.ddpm import DDPMGenerator
-from generators.oversample import OversampleGenerator
+from generators.base import Generator, ProgressCallback, create_generator, generator_class
+from generators.ddpm import DDPMGenerator, DDPMSettings
+from generators.errors import GeneratorError, LeakageError, PoolError
+from generators.oversample import OversampleGenerator, OversampleSettings
 
 __all__ = [
     "DDPMGenerator",
+    "DDPMSettings",
     "Generator",
     "GeneratorError",
+    "LeakageError",
     "OversampleGenerator",
-    "SettingSpec",
+    "OversampleSettings",
+    "PoolError",
+    "ProgressCallback",
     "create_generator",
-    "fit_settings_hash",
     "generator_class",
-    "generator_setting_specs",
-    "list_generators",
-    "register_generator",
-    "resolve_generator_settings",
-    "settings_hash",
 ]

@@ -5,22 +5,17 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import torch
+from pydantic import Field, model_validator
 
-from generators.base import (
-    Generator,
-    GeneratorError,
-    ProgressCallback,
-    SettingSpec,
-    check_seed,
-    fit_settings_hash,
-    register_generator,
-)
+from generators.base import Generator, ProgressCallback
+from generators.errors import GeneratorError
+from spaces import GENERATORS, GeneratorSettings, setting
 
 if TYPE_CHECKING:
     from diffusers import UNet2DModel
@@ -36,57 +31,65 @@ WIDTH_MULTIPLE = 8
 ATTENTION_HEAD_WIDTH = 8
 GRADIENT_CLIP_NORM = 1.0
 
-# The defaults fit a 2-core CPU in about 3.5 minutes for 32 px grayscale (841 phantom images: 204 s, then 0.16 s per
-# sampled image; bench/generator_fidelity.py). On a GPU, wider models (block_out_channels [64, 128, 256]) and more
-# steps pay off.
-DDPM_SETTINGS = [
-    SettingSpec(
-        "block_out_channels", "int_list", (16, 32, 64), low=8, high=1024, multiple_of=WIDTH_MULTIPLE, affects_fit=True,
+Width = Annotated[int, Field(ge=8, le=1024, multiple_of=WIDTH_MULTIPLE)]
+
+
+class DDPMSettings(GeneratorSettings):
+    """The defaults fit a 2-core CPU in about 3.5 minutes for 32 px grayscale (841 phantom images: 204 s, then 0.16 s
+    per sampled image; bench/generator_fidelity.py). On a GPU, wider models ([64, 128, 256]) and more steps pay off."""
+
+    block_out_channels: tuple[Width, ...] = setting(
+        (16, 32, 64), affects="fit", min_length=1,
         description="UNet widths, one per resolution level (each level after the first halves the image, so "
         "image_size must be divisible by 2**(levels - 1)); multiples of 8 for GroupNorm",
-    ),
-    SettingSpec("layers_per_block", "int", 1, low=1, high=4, affects_fit=True, description="ResNet layers per UNet level"),
-    SettingSpec("training_steps", "int", 1500, low=1, high=1_000_000, affects_fit=True, description="optimisation steps"),
-    SettingSpec("learning_rate", "float", 1e-3, low=1e-7, high=1e-1, affects_fit=True, description="AdamW learning rate"),
-    SettingSpec("batch_size", "int", 16, low=1, high=4096, affects_fit=True, description="training images per step"),
-    SettingSpec(
-        "num_train_timesteps", "int", 1000, low=10, high=10_000, affects_fit=True,
-        description="diffusion steps of the DDPM noise schedule (Lan 2024 used 4000)",
-    ),
-    SettingSpec(
-        "beta_schedule", "str", "squaredcos_cap_v2", choices=("linear", "scaled_linear", "squaredcos_cap_v2"),
-        affects_fit=True,
+    )
+    layers_per_block: int = setting(1, affects="fit", ge=1, le=4, description="ResNet layers per UNet level")
+    training_steps: int = setting(1500, affects="fit", ge=1, le=1_000_000, description="optimisation steps")
+    learning_rate: float = setting(1e-3, affects="fit", ge=1e-7, le=1e-1, description="AdamW learning rate")
+    batch_size: int = setting(16, affects="fit", ge=1, le=4096, description="training images per step")
+    num_train_timesteps: int = setting(
+        1000, affects="fit", ge=10, le=10_000, description="diffusion steps of the DDPM noise schedule (Lan 2024 used 4000)"
+    )
+    beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = setting(
+        "squaredcos_cap_v2", affects="fit",
         description="noise schedule: squaredcos_cap_v2 is the cosine schedule (Nichol & Dhariwal 2021), which keeps "
         "small images recognisable for more of the diffusion; linear is Ho et al.'s (and Lan's)",
-    ),
-    SettingSpec(
-        "prediction_type", "str", "v_prediction", choices=("epsilon", "v_prediction"), affects_fit=True,
+    )
+    prediction_type: Literal["epsilon", "v_prediction"] = setting(
+        "v_prediction", affects="fit",
         description="what the UNet predicts: v (Salimans & Ho 2022) stays well conditioned at high noise, where an "
         "epsilon model's small errors shift the brightness of whole images",
-    ),
-    SettingSpec(
-        "class_dropout", "float", 0.1, low=0.0, high=0.5, affects_fit=True,
+    )
+    class_dropout: float = setting(
+        0.1, affects="fit", ge=0.0, le=0.5,
         description="chance a training label is replaced by the null class, which teaches the unconditional model "
         "that classifier-free guidance needs",
-    ),
-    SettingSpec(
-        "ema_decay", "float", 0.999, low=0.0, high=0.9999, affects_fit=True,
+    )
+    ema_decay: float = setting(
+        0.999, affects="fit", ge=0.0, le=0.9999,
         description="largest decay of the moving average of the weights that sampling uses; it warms up as "
         "1 - (1 + step)**(-2/3), so a short fit averages its last ~10% of steps; 0 samples the final weights",
-    ),
-    SettingSpec("sampling_steps", "int", 25, low=1, high=1000, description="DDIM steps per image (at most num_train_timesteps)"),
-    SettingSpec(
-        "guidance_scale", "float", 2.0, low=0.0, high=20.0,
-        description="classifier-free guidance: 0 unconditional, 1 conditional, above 1 stronger class features",
-    ),
-    SettingSpec(
-        "sampling_batch_size", "int", 64, low=1, high=4096, affects_images=False,
+    )
+    sampling_steps: int = setting(25, ge=1, le=1000, description="DDIM steps per image (at most num_train_timesteps)")
+    guidance_scale: float = setting(
+        2.0, ge=0.0, le=20.0, description="classifier-free guidance: 0 unconditional, 1 conditional, above 1 stronger class features"
+    )
+    sampling_batch_size: int = setting(
+        64, affects="nothing", ge=1, le=4096,
         description="images per UNet call when sampling; every call is padded to this size (see DDPMGenerator)",
-    ),
-]
+    )
+
+    @model_validator(mode="after")
+    def _sampling_within_the_schedule(self) -> DDPMSettings:
+        if self.sampling_steps > self.num_train_timesteps:
+            raise ValueError(
+                f"sampling_steps = {self.sampling_steps} is more than num_train_timesteps = {self.num_train_timesteps}; "
+                "allowed: at most num_train_timesteps"
+            )
+        return self
 
 
-@register_generator("ddpm", DDPM_SETTINGS)
+@GENERATORS.register("ddpm", settings=DDPMSettings)
 class DDPMGenerator(Generator):
     """Class-conditional DDPM (Ho et al. 2020) with classifier-free guidance (Ho & Salimans 2022).
 
@@ -105,35 +108,20 @@ class DDPMGenerator(Generator):
     image_to_image = False
     needs_fit = True
 
+    settings: DDPMSettings
+
     @classmethod
-    def check_setting_combination(cls, settings: Mapping[str, Any]) -> None:
-        if settings["sampling_steps"] > settings["num_train_timesteps"]:
+    def check_data_shape(cls, settings: DDPMSettings, *, channels: int, image_size: int) -> None:
+        levels = len(settings.block_out_channels)
+        if image_size % 2 ** (levels - 1) != 0:
             raise GeneratorError(
-                f"generator 'ddpm' setting 'sampling_steps' = {settings['sampling_steps']} is not allowed with "
-                f"num_train_timesteps = {settings['num_train_timesteps']}; allowed: at most num_train_timesteps"
+                f"generator 'ddpm' setting 'block_out_channels' = {list(settings.block_out_channels)} has {levels} "
+                f"levels, which halve the image {levels - 1} times; image_size {image_size} is not divisible by "
+                f"{2 ** (levels - 1)}; allowed: at most {_largest_level_count(image_size)} levels for this image size"
             )
 
-    def __init__(
-        self,
-        *,
-        settings: Mapping[str, Any],
-        num_classes: int,
-        channels: int,
-        image_size: int,
-        device: str = "cpu",
-    ) -> None:
-        super().__init__(settings=settings, num_classes=num_classes, channels=channels, image_size=image_size, device=device)
-        levels = len(self.settings["block_out_channels"])
-        if self.image_size % 2 ** (levels - 1) != 0:
-            raise GeneratorError(
-                f"generator 'ddpm' setting 'block_out_channels' = {self.settings['block_out_channels']} has {levels} "
-                f"levels, which halve the image {levels - 1} times; image_size {self.image_size} is not divisible by "
-                f"{2 ** (levels - 1)}; allowed: at most {_largest_level_count(self.image_size)} levels for this image size"
-            )
-        try:
-            torch.device(self.device)
-        except RuntimeError as error:
-            raise GeneratorError(f"generator 'ddpm': device = {self.device!r} is not a torch device ({error})") from None
+    def __init__(self, settings: DDPMSettings, *, num_classes: int, channels: int, image_size: int, device: str = "cpu") -> None:
+        super().__init__(settings, num_classes=num_classes, channels=channels, image_size=image_size, device=device)
         self.null_class = self.num_classes
         self.training_losses: list[float] = []
         """Mean loss of each optimisation step of the last fit (empty after load)."""
@@ -148,13 +136,13 @@ class DDPMGenerator(Generator):
 
     def unet_config(self) -> dict[str, Any]:
         """The UNet2DModel arguments these settings and this data shape give."""
-        widths = tuple(self.settings["block_out_channels"])
+        widths = tuple(self.settings.block_out_channels)
         return {
             "sample_size": self.image_size,
             "in_channels": self.channels,
             "out_channels": self.channels,
             "block_out_channels": widths,
-            "layers_per_block": self.settings["layers_per_block"],
+            "layers_per_block": self.settings.layers_per_block,
             # Self-attention only in the middle block, at the lowest resolution: attention at higher resolutions
             # doubled the CPU step time for little gain at these image sizes.
             "down_block_types": ("DownBlock2D",) * len(widths),
@@ -170,21 +158,19 @@ class DDPMGenerator(Generator):
         from diffusers import DDPMScheduler
         from diffusers.training_utils import EMAModel
 
-        self.check_training_data(images, labels)
-        check_seed(self.name, seed)
         device = torch.device(self.device)
         scheduler = DDPMScheduler(
-            num_train_timesteps=self.settings["num_train_timesteps"],
-            beta_schedule=self.settings["beta_schedule"],
-            prediction_type=self.settings["prediction_type"],
+            num_train_timesteps=self.settings.num_train_timesteps,
+            beta_schedule=self.settings.beta_schedule,
+            prediction_type=self.settings.prediction_type,
         )
         unet = self._build_unet(seed).to(device).train()
-        optimizer = torch.optim.AdamW(unet.parameters(), lr=self.settings["learning_rate"])
+        optimizer = torch.optim.AdamW(unet.parameters(), lr=self.settings.learning_rate)
         # Sampling from averaged weights is the diffusion-model standard; on the phantom data the final weights of a
         # default fit gave smoother, over-bright images and the averaged ones kept more of the real texture.
         moving_average = (
-            EMAModel(unet.parameters(), decay=self.settings["ema_decay"], use_ema_warmup=True, foreach=True)
-            if self.settings["ema_decay"] > 0
+            EMAModel(unet.parameters(), decay=self.settings.ema_decay, use_ema_warmup=True, foreach=True)
+            if self.settings.ema_decay > 0
             else None
         )
         training_images = torch.from_numpy(np.array(images, dtype=np.float32) / 127.5 - 1.0).to(device)
@@ -192,20 +178,20 @@ class DDPMGenerator(Generator):
         # Every random draw comes from one CPU generator seeded by `seed`, so a fit is reproducible and draws the
         # same batches on CPU and CUDA.
         random = torch.Generator().manual_seed(seed)
-        batch_size = self.settings["batch_size"]
-        total_steps = self.settings["training_steps"]
+        batch_size = self.settings.batch_size
+        total_steps = self.settings.training_steps
         use_autocast = device.type == "cuda"
         losses: list[float] = []
         for step in range(total_steps):
             indices = torch.randint(0, len(training_images), (batch_size,), generator=random)
             noise = torch.randn((batch_size, self.channels, self.image_size, self.image_size), generator=random)
             timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (batch_size,), generator=random)
-            dropped = torch.rand(batch_size, generator=random) < self.settings["class_dropout"]
+            dropped = torch.rand(batch_size, generator=random) < self.settings.class_dropout
             indices, noise, timesteps, dropped = (tensor.to(device) for tensor in (indices, noise, timesteps, dropped))
             class_labels = torch.where(dropped, self.null_class, training_labels[indices])
             clean_images = training_images[indices]
             noisy_images = scheduler.add_noise(clean_images, noise, timesteps)
-            if self.settings["prediction_type"] == "v_prediction":
+            if self.settings.prediction_type == "v_prediction":
                 target = scheduler.get_velocity(clean_images, noise, timesteps)
             else:
                 target = noise
@@ -222,7 +208,7 @@ class DDPMGenerator(Generator):
             if not math.isfinite(losses[-1]):
                 raise GeneratorError(
                     f"generator 'ddpm' fit diverged at step {step + 1} (loss {losses[-1]}); "
-                    f"lower setting 'learning_rate' (now {self.settings['learning_rate']})"
+                    f"lower setting 'learning_rate' (now {self.settings.learning_rate})"
                 )
             if progress is not None:
                 progress(step + 1, total_steps)
@@ -234,7 +220,6 @@ class DDPMGenerator(Generator):
         self.fit_class_counts = np.bincount(labels, minlength=self.num_classes).tolist()
 
     def generate(self, class_index: int, seeds: Sequence[int], sources: np.ndarray | None = None) -> np.ndarray:
-        checked_seeds = self.check_generate_request(class_index, seeds, sources)
         if self._unet is None:
             raise GeneratorError("generator 'ddpm' is not fitted; call fit(images, labels, seed=...) or load(directory) first")
         if self.fit_class_counts[class_index] == 0:
@@ -243,10 +228,11 @@ class DDPMGenerator(Generator):
                 f"generator 'ddpm' cannot generate class {class_index}: the fit had no training images of it "
                 f"(images per class: {self.fit_class_counts})"
             )
-        images = np.empty((len(checked_seeds), self.channels, self.image_size, self.image_size), dtype=np.uint8)
-        call_size = self.settings["sampling_batch_size"]
-        for start in range(0, len(checked_seeds), call_size):
-            images[start : start + call_size] = self._sample(class_index, checked_seeds[start : start + call_size])
+        seeds = [int(seed) for seed in seeds]
+        images = np.empty((len(seeds), self.channels, self.image_size, self.image_size), dtype=np.uint8)
+        call_size = self.settings.sampling_batch_size
+        for start in range(0, len(seeds), call_size):
+            images[start : start + call_size] = self._sample(class_index, seeds[start : start + call_size])
         return images
 
     def save(self, directory: Path) -> None:
@@ -262,8 +248,8 @@ class DDPMGenerator(Generator):
         metadata = {
             "format_version": METADATA_FORMAT_VERSION,
             "generator": self.name,
-            "fit_settings_hash": fit_settings_hash(self.name, self.settings),
-            "settings": self.settings,
+            "fit_settings_hash": self.settings.fit_settings_hash,
+            "settings": self.settings.model_dump(mode="json"),
             "num_classes": self.num_classes,
             "channels": self.channels,
             "image_size": self.image_size,
@@ -282,7 +268,7 @@ class DDPMGenerator(Generator):
         metadata = _read_metadata(directory)
         expected = {
             "generator": self.name,
-            "fit_settings_hash": fit_settings_hash(self.name, self.settings),
+            "fit_settings_hash": self.settings.fit_settings_hash,
             "num_classes": self.num_classes,
             "channels": self.channels,
             "image_size": self.image_size,
@@ -326,20 +312,20 @@ class DDPMGenerator(Generator):
 
         assert self._unet is not None and self._scheduler_config is not None
         device = torch.device(self.device)
-        call_size = self.settings["sampling_batch_size"]
+        call_size = self.settings.sampling_batch_size
         shape = (self.channels, self.image_size, self.image_size)
         # Padding slots stay zero; their outputs are dropped.
         latents = torch.zeros((call_size, *shape), device=device)
         for position, seed in enumerate(seeds):
             latents[position] = torch.randn(shape, generator=torch.Generator(device).manual_seed(seed), device=device)
         scheduler = DDIMScheduler.from_config(self._scheduler_config, timestep_spacing="trailing")
-        scheduler.set_timesteps(self.settings["sampling_steps"], device=device)
+        scheduler.set_timesteps(self.settings.sampling_steps, device=device)
         latents = latents * scheduler.init_noise_sigma
         # Conditional and unconditional predictions in one doubled call.
         class_labels = torch.cat(
             [torch.full((call_size,), class_index, device=device), torch.full((call_size,), self.null_class, device=device)]
         )
-        guidance_scale = self.settings["guidance_scale"]
+        guidance_scale = self.settings.guidance_scale
         for timestep in scheduler.timesteps:
             # Guidance is linear in the prediction, so it applies to v as it does to epsilon.
             prediction = self._unet(torch.cat([latents, latents]), timestep, class_labels=class_labels).sample

@@ -12,14 +12,19 @@ from typing import Any
 import numpy as np
 import ray
 
-from generators.pool import PoolError, PoolKey, SyntheticPool, open_pool_root
+from generators.errors import PoolError
+from generators.generator_actor import POOL_NAMESPACE, find_generator_actors, generator_actor_name
+from generators.pool import PoolKey, SyntheticPool, open_pool_root
 from generators.pool_keys import SlotKey, check_class_index, check_count, derive_seed, examples
 
-POOL_NAMESPACE = "synthaug"
 # Requests mostly wait on locks and generator actors; many may be in flight at once.
 POOL_ACTOR_CONCURRENCY = 256
 # Images per generate call sent to one replica.
 GENERATION_BATCH_SIZE = 32
+# Bounds on waits for a generator actor: describing itself is instant once it runs (its start may import torch
+# and diffusers), and one batch of generation is seconds to minutes on a CPU.
+GENERATOR_DESCRIBE_TIMEOUT_S = 300.0
+GENERATION_BATCH_TIMEOUT_S = 3600.0
 
 
 def pool_actor_name(root: str) -> str:
@@ -29,70 +34,42 @@ def pool_actor_name(root: str) -> str:
 
 
 @dataclass(frozen=True)
-class GeneratorAttachment:
-    """The generator actor replicas that make one key's missing images. Trials carry it with every request, so a
-    pool actor that restarted (and lost its attachments with its memory) takes it back from the next request."""
+class _Generators:
+    """The replicas that make one key's missing images, found by name, and what every image they make records."""
 
     actors: tuple[ray.actor.ActorHandle, ...]
     image_to_image: bool
-    batch_size: int = GENERATION_BATCH_SIZE
-
-
-@dataclass(frozen=True)
-class _Attachment:
-    generators: GeneratorAttachment
-    # The generator's resolved settings, recorded with every image it makes.
     settings: dict[str, Any]
 
 
 class SyntheticPoolActor:
-    """Async actor around a SyntheticPool. Its state is a cache of storage plus the attached generator actors,
-    which do not survive a restart: requests that carry a GeneratorAttachment re-attach them (it is idempotent)."""
+    """Async actor around a SyntheticPool. Its state is a cache of storage plus handles of the generator actors,
+    which it finds by name (generator_actor_name), so a restarted pool actor finds them again."""
 
     def __init__(self, root: str) -> None:
         self._pool = SyntheticPool(root)
         self._locks: dict[tuple[PoolKey, int], asyncio.Lock] = {}
-        self._attached: dict[PoolKey, _Attachment] = {}
+        self._generators: dict[PoolKey, _Generators] = {}
         self._generated_images = 0
 
     async def register_dataset(self, name: str, train_ids: Sequence[str], image_shape: Sequence[int]) -> None:
         """SyntheticPool.register_dataset, run where the pool lives."""
         await asyncio.to_thread(self._pool.register_dataset, name, train_ids, image_shape=image_shape)
 
-    async def attach_generators(
-        self,
-        key: PoolKey,
-        actor_handles: Sequence[ray.actor.ActorHandle],
-        image_to_image: bool,
-        batch_size: int = GENERATION_BATCH_SIZE,
-    ) -> None:
-        """Makes these GeneratorActor replicas generate the key's missing images, in batches of at most
-        `batch_size` images spread over the replicas; replaces an earlier attachment. A fitted key must have its
-        fit in the pool already; replicas load it when they hold another key's fit (one replica set may serve
-        the keys of every repeat seed)."""
-        if not actor_handles:
-            raise PoolError(f"attach_generators for {key.folder_name} needs at least one generator actor")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise PoolError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if key.fit_subset is not None and not await asyncio.to_thread(self._pool.has_generator, key):
+    async def _generators_of(self, key: PoolKey) -> _Generators:
+        if key in self._generators:
+            return self._generators[key]
+        actors = await asyncio.to_thread(find_generator_actors, key)
+        if not actors:
             raise PoolError(
-                f"the pool holds no fitted model for {key.folder_name}; fit it first (GeneratorActor.fit_or_load), "
-                f"then attach its actors"
+                f"images of {key.folder_name} are missing and no generator actor named "
+                f"{generator_actor_name(key, 0)!r} is running; the sweep's driver starts them before trials "
+                "(search.synthetic_setup.prepare_generators)"
             )
-        descriptions = await asyncio.gather(*[actor.describe.remote() for actor in actor_handles])
-        for description in descriptions:
-            if (description["generator"], description["settings_hash"]) != (key.generator, key.settings_hash):
-                raise PoolError(
-                    f"a generator actor holds {description['generator']!r} with settings hash "
-                    f"{description['settings_hash']!r}, not the key's {key.generator!r} / {key.settings_hash!r}"
-                )
-            if description["image_to_image"] != bool(image_to_image):
-                raise PoolError(
-                    f"image_to_image={image_to_image} but generator {key.generator!r} has "
-                    f"image_to_image={description['image_to_image']}"
-                )
-        generators = GeneratorAttachment(tuple(actor_handles), bool(image_to_image), batch_size)
-        self._attached[key] = _Attachment(generators, descriptions[0]["settings"])
+        description = await asyncio.wait_for(actors[0].describe.remote(), GENERATOR_DESCRIBE_TIMEOUT_S)
+        generators = _Generators(tuple(actors), description["image_to_image"], description["settings"])
+        self._generators[key] = generators
+        return generators
 
     async def request(
         self,
@@ -102,20 +79,12 @@ class SyntheticPoolActor:
         trial_subset_ids: list[str],
         allowed_source_ids: list[str] | None = None,
         sources: Mapping[str, np.ndarray] | None = None,
-        generators: GeneratorAttachment | None = None,
     ) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """The first `count` canonical images of (key, class) a trial with real subset `trial_subset_ids` may use,
         and their records as dicts. Image-to-image: `allowed_source_ids` is the trial's real subset of the class
-        and `sources` maps those ids to uint8 [C, H, W] images. Missing images are generated once, then stored.
-        `generators` are attached first when this actor holds none for the key (after a restart, say)."""
+        and `sources` maps those ids to uint8 [C, H, W] images. Missing images are generated once, then stored."""
         class_index = check_class_index(class_index)
         count = check_count(count)
-        if generators is not None and key not in self._attached:
-            await self.attach_generators(key, generators.actors, generators.image_to_image, generators.batch_size)
-        attachment = self._attached.get(key)
-        if attachment is not None and attachment.generators.image_to_image != (allowed_source_ids is not None):
-            needed = "needs allowed_source_ids" if attachment.generators.image_to_image else "takes no allowed_source_ids"
-            raise PoolError(f"generator {key.generator!r} of {key.folder_name} {needed}")
         await asyncio.to_thread(self._pool.check_request, key, trial_subset_ids, allowed_source_ids)
         lock = self._locks.setdefault((key, class_index), asyncio.Lock())
         async with lock:
@@ -132,6 +101,16 @@ class SyntheticPoolActor:
         )
         return images, [record.to_dict() for record in records]
 
+    async def make(self, key: PoolKey, class_index: int, count: int) -> int:
+        """Generates the missing images among the first `count` of a noise generator's (key, class), returning
+        how many were made; nothing is read back. The driver uses it to fill the pool before trials start."""
+        class_index = check_class_index(class_index)
+        async with self._locks.setdefault((key, class_index), asyncio.Lock()):
+            missing = await asyncio.to_thread(self._missing_slots, key, class_index, check_count(count), None)
+            if missing:
+                await self._generate(key, class_index, missing, None)
+        return len(missing)
+
     def _missing_slots(
         self, key: PoolKey, class_index: int, count: int, allowed_source_ids: Sequence[str] | None
     ) -> list[SlotKey]:
@@ -145,17 +124,10 @@ class SyntheticPoolActor:
     async def _generate(
         self, key: PoolKey, class_index: int, missing: list[SlotKey], sources: Mapping[str, np.ndarray] | None
     ) -> None:
-        attachment = self._attached.get(key)
-        if attachment is None:
-            raise PoolError(
-                f"{len(missing)} images of {key.folder_name} class {class_index} are missing and no generator actors "
-                f"are attached for this key; call attach_generators(key, actors, image_to_image), or pass "
-                f"generators=GeneratorAttachment(...) with the request"
-            )
-        generators = attachment.generators
+        generators = await self._generators_of(key)
         if generators.image_to_image:
             self._check_sources(key, missing, sources or {})
-        batches = [missing[start : start + generators.batch_size] for start in range(0, len(missing), generators.batch_size)]
+        batches = [missing[start : start + GENERATION_BATCH_SIZE] for start in range(0, len(missing), GENERATION_BATCH_SIZE)]
         launched = []
         for batch_number, batch in enumerate(batches):
             replica = generators.actors[batch_number % len(generators.actors)]
@@ -166,8 +138,8 @@ class SyntheticPoolActor:
         first_error: BaseException | None = None
         for batch, seeds, reference in launched:
             try:
-                images = await reference
-                await asyncio.to_thread(self._pool.add, key, class_index, batch, seeds, images, settings=attachment.settings)
+                images = await asyncio.wait_for(reference, GENERATION_BATCH_TIMEOUT_S)
+                await asyncio.to_thread(self._pool.add, key, class_index, batch, seeds, images, settings=generators.settings)
             except Exception as error:  # noqa: BLE001 - the batches that did succeed are still stored
                 first_error = first_error or error
                 continue

@@ -6,22 +6,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from spaces import ConfigError, SearchSpace, load_space, read_yaml
+from spaces import ConfigError, SearchSpace, StrictModel, load_space, read_yaml
 from spaces.schema import config_error_from
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ResourceSettings(_Strict):
+class ResourceSettings(StrictModel):
     cpus: float = Field(1.0, gt=0, description="CPUs per trial")
     gpus: float = Field(0.0, ge=0, description="GPUs per trial; fractions share one GPU between trials")
 
 
-class GeneratorResourceSettings(_Strict):
+class GeneratorResourceSettings(StrictModel):
     # Zero CPUs by default: on a laptop the generator shares the cores with the trials instead of
     # holding one back for the whole sweep; on a cluster give it a GPU and the custom resource.
     cpus: float = Field(0.0, ge=0, description="CPUs per generator actor")
@@ -32,7 +28,7 @@ class GeneratorResourceSettings(_Strict):
         return {"num_cpus": self.cpus, "num_gpus": self.gpus, "resources": dict(self.custom)}
 
 
-class WandbSettings(_Strict):
+class WandbSettings(StrictModel):
     mode: Literal["offline", "online", "disabled"] = Field(
         "offline", description="W&B logging: offline run files (default), online (needs WANDB_API_KEY), disabled"
     )
@@ -40,7 +36,7 @@ class WandbSettings(_Strict):
     entity: str | None = Field(None, description="W&B entity (team or user); online mode only")
 
 
-class SweepConfig(_Strict):
+class SweepConfig(StrictModel):
     """Every setting of a sweep. Each field is a CLI flag too (`num_samples` is `--num-samples`)."""
 
     data: str = Field("phantom", description="dataset source (see 'Data sources' below)")
@@ -70,10 +66,22 @@ class SweepConfig(_Strict):
     final_test: bool = Field(True, description="after the search, evaluate the best configuration once on the test split")
     pool: str | None = Field(None, description="synthetic image pool: a folder or URI shared by sweeps; default: <storage>/synthetic_pool")
     generator_replicas: int = Field(1, ge=1, le=64, description="generator actors per generator; they share the generation work")
+    pregenerate: bool = Field(
+        True, description="before trials start, make every image the space can ask of a noise generator (ddpm), so "
+        "trials only read the pool; off: trials make missing images when they ask",
+    )
     generator_resources: GeneratorResourceSettings = Field(default_factory=GeneratorResourceSettings)
     wandb: WandbSettings = Field(default_factory=WandbSettings)
     ray_address: str | None = Field(None, description="connect to this Ray cluster ('auto' on a cluster head); default: start a local one")
     num_cpus: int | None = Field(None, ge=1, description="CPUs of the local Ray instance; default: all")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mode_follows_the_metric(cls, values: Any) -> Any:
+        if isinstance(values, dict) and values.get("mode") is None:
+            metric = values.get("metric", cls.model_fields["metric"].default)
+            return {**values, "mode": "min" if str(metric).endswith("loss") else "max"}
+        return values
 
     @model_validator(mode="after")
     def _settings_agree(self) -> SweepConfig:
@@ -84,9 +92,7 @@ class SweepConfig(_Strict):
             )
         if abs(sum(self.split_fractions) - 1.0) > 1e-6 or min(self.split_fractions) <= 0:
             raise ValueError(f"split_fractions must be three positive shares summing to 1; got {list(self.split_fractions)}")
-        if self.mode is None:
-            self.mode = "min" if self.metric.endswith("loss") else "max"
-        elif self.metric.endswith("loss") and self.mode == "max":
+        if self.metric.endswith("loss") and self.mode == "max":
             raise ValueError(f"metric {self.metric!r} is a loss and is minimised; set mode 'min'")
         return self
 

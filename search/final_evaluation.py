@@ -10,7 +10,6 @@ from ray.tune import ResultGrid
 
 from search.config import SweepConfig
 from search.report import atomic_write
-from search.searchers import sampled_values
 from spaces import SearchSpace
 from trainables.checkpoint_evaluation import evaluate_checkpoint
 from trainables.datasets import DatasetSplits
@@ -30,7 +29,7 @@ def evaluate_best_on_test(
     checkpoint = best.get_best_checkpoint(sweep.metric, sweep.mode) or best.checkpoint
     if checkpoint is None:
         return None
-    trial = space.resolve(sampled_values(best.config))
+    trial = space.resolve(best.config)
     test_images = dataset.load_test()
     with checkpoint.as_directory() as directory:
         metrics = evaluate_checkpoint(Path(directory), trial, dataset.for_search(), test_images, device=sweep.device)

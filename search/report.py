@@ -15,8 +15,7 @@ import yaml  # noqa: E402
 from ray.tune import ResultGrid  # noqa: E402
 
 from search.config import SweepConfig  # noqa: E402
-from search.searchers import sampled_values  # noqa: E402
-from spaces import SearchSpace  # noqa: E402
+from spaces import SearchSpace, plain_value  # noqa: E402
 
 PRINTED_ROWS = 10
 # Ray's bookkeeping columns that say nothing about a configuration's quality.
@@ -36,7 +35,7 @@ def build_leaderboard(results: ResultGrid, space: SearchSpace, sweep: SweepConfi
     rows: list[dict[str, Any]] = []
     for result in results:
         frame = result.metrics_dataframe
-        config = space.active_values(sampled_values(result.config or {}))
+        config = space.active_values(result.config or {})
         if frame is None or frame.empty or sweep.metric not in frame:
             rows.append({"trial_id": _trial_id(result), "status": "error" if result.error else "no result", **config})
             continue
@@ -85,7 +84,7 @@ def short_column_name(key: str) -> str:
 def best_sweep_settings(leaderboard: pd.DataFrame, space: SearchSpace, sweep: SweepConfig, sweep_name: str) -> dict[str, Any]:
     """The best trial as a sweep of one fixed configuration: `python -m search.run --config` reruns it."""
     best = leaderboard.iloc[0]
-    sample = {key: _plain(best[key]) for key in space.parameters if key in best and not _missing(best[key])}
+    sample = {key: plain_value(best[key]) for key in space.parameters if key in best and not _missing(best[key])}
     best_space = space.fixed_at(sample, name=f"{space.name}-best", description=f"best configuration of sweep {sweep_name}")
     settings = sweep.model_dump(mode="json", exclude={"name", "resume", "report_dir", "time_budget_s"})
     settings.update(
@@ -109,10 +108,6 @@ def atomic_write(path: Path, text: str) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_text(text)
     temporary.replace(path)
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
 
 
 def _missing(value: Any) -> bool:

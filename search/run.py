@@ -8,15 +8,34 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import ray
+from ray import tune
 from ray.tune.schedulers import TrialScheduler
 
+from generators import GeneratorError
 from search.cli import build_parser, flags_to_settings
 from search.config import SweepConfig, build_sweep_config, read_config_file
-from search.searchers import SearchGoal, SearchPlan
-from search.synthetic_setup import GeneratorUse
-from spaces import ConfigError, SearchSpace, TrialConfig, list_presets
+from search.final_evaluation import evaluate_best_on_test
+from search.report import (
+    best_sweep_settings,
+    build_leaderboard,
+    plot_metric_against_real_fraction,
+    printable_leaderboard,
+    write_best_config,
+    write_leaderboard,
+)
+from search.schedulers import SCHEDULERS
+from search.searchers import SEARCHERS, SearchGoal, SearchPlan
+from search.synthetic_demand import GeneratorDemand, generator_demands, generator_uses, smallest_fractions
+from search.synthetic_setup import pool_root_of, prepare_generators
+from search.trainable import search_trial
+from search.validation import check_generators, check_metric, check_space, max_epochs
+from search.wandb_logging import create_wandb_callback
+from spaces import ConfigError, SearchSpace, list_presets
 from trainables.datasets import DatasetSplits, describe_sources, load_dataset
 from trainables.errors import TrainableInputError
+from trainables.trial import TrialSettings
 
 
 @dataclass(frozen=True)
@@ -55,18 +74,14 @@ class PreparedSweep:
     dataset: DatasetSplits
     search_plan: SearchPlan
     scheduler: TrialScheduler
-    # Generators some trial may ask images from, and every trial shape the space can draw.
-    generator_uses: list[GeneratorUse]
-    trials: list[TrialConfig]
+    # Generators some trial may ask images from, each with the most images per class a trial may ask of it
+    # (zero when the sweep does not generate before trials), and the real fractions generators are fit on.
+    generator_demands: list[GeneratorDemand]
+    fit_fractions: dict[int, float]
 
 
 def prepare(argv: Sequence[str] | None) -> PreparedSweep:
     """Everything that can be wrong with the input, found before Ray starts."""
-    from search.schedulers import create_scheduler
-    from search.searchers import create_search_plan
-    from search.synthetic_setup import generator_uses
-    from search.validation import check_metric, check_space, max_epochs
-
     parser = build_parser(describe_sources(), list_presets())
     arguments = parser.parse_args(argv)
     config_file = read_config_file(arguments.config) if arguments.config else {}
@@ -81,32 +96,20 @@ def prepare(argv: Sequence[str] | None) -> PreparedSweep:
     check_metric(sweep, search_data)
     trials = check_space(space, search_data)
     uses = generator_uses(space)
+    check_generators(uses, search_data, f"space {space.name!r}")
+    if sweep.pregenerate:
+        demands = generator_demands(space, search_data)
+    else:
+        demands = [GeneratorDemand(settings, np.zeros(search_data.num_classes, np.int64)) for settings in uses]
     if sweep.resume and not sweep.name:
         raise ConfigError("resume", True, "resuming needs --name of the interrupted sweep")
     goal = SearchGoal(metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples, seed=sweep.seed)
-    search_plan = create_search_plan(sweep.searcher, space, goal)
-    scheduler = create_scheduler(sweep.scheduler, space, max_epochs=max_epochs(space))
-    return PreparedSweep(sweep, space, dataset, search_plan, scheduler, uses, trials)
+    search_plan = SEARCHERS[sweep.searcher](space, goal)
+    scheduler = SCHEDULERS[sweep.scheduler](space, max_epochs(space))
+    return PreparedSweep(sweep, space, dataset, search_plan, scheduler, demands, smallest_fractions(trials, search_data))
 
 
 def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
-    import ray
-    from ray import tune
-
-    from search.final_evaluation import evaluate_best_on_test
-    from search.report import (
-        best_sweep_settings,
-        build_leaderboard,
-        plot_metric_against_real_fraction,
-        printable_leaderboard,
-        write_best_config,
-        write_leaderboard,
-    )
-    from search.synthetic_setup import pool_root_of, prepare_generators
-    from search.trainable import search_trial
-    from search.wandb_logging import create_wandb_callback
-    from trainables.trial import TrialSettings
-
     sweep, space, dataset = prepared.sweep, prepared.space, prepared.dataset
     name = sweep.sweep_name(time.strftime("%Y%m%d-%H%M%S"))
     root = storage_root(sweep)
@@ -119,14 +122,18 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
         ray.init(address=sweep.ray_address, num_cpus=sweep.num_cpus, include_dashboard=False, log_to_driver=True)
     # Only train and validation go to the object store, once; trials get a reference, never a copy on disk.
     search_data = dataset.for_search()
-    synthetic_source = None
-    if prepared.generator_uses:
-        pool_root = pool_root_of(sweep, root)
-        synthetic_source = prepare_generators(prepared.generator_uses, prepared.trials, search_data, sweep, pool_root)
+    generators = None
+    if prepared.generator_demands:
+        generators = prepare_generators(
+            prepared.generator_demands, prepared.fit_fractions, search_data, sweep, pool_root_of(sweep, root)
+        )
     trainable = tune.with_resources(
         tune.with_parameters(
             search_trial, data=search_data, space=space,
-            settings=TrialSettings(repeats=sweep.repeats, seed=sweep.seed, device=sweep.device, synthetic_source=synthetic_source),
+            settings=TrialSettings(
+                repeats=sweep.repeats, seed=sweep.seed, device=sweep.device,
+                synthetic_source=generators.source if generators is not None else None,
+            ),
         ),
         {"cpu": sweep.resources.cpus, "gpu": sweep.resources.gpus},
     )
@@ -201,17 +208,22 @@ def stop_after_planned_epochs(trial_id: str, result: dict) -> bool:
     return result.get("epoch", 0) >= result.get("epochs_planned", float("inf"))
 
 
+# Every error a user can cause with their input or their files: one clean line and exit code 2.
+EXPECTED_ERRORS = (ConfigError, GeneratorError, TrainableInputError)
+
+
+def error_message(error: BaseException) -> str:
+    # An error raised inside a Ray actor or task arrives wrapped with the remote traceback; the cause says it all.
+    return str(getattr(error, "cause", None) or error)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         prepared = prepare(argv)
-    except (ConfigError, TrainableInputError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(prepared.dataset.describe())
-    try:
+        print(prepared.dataset.describe())
         outputs = run_sweep(prepared)
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except EXPECTED_ERRORS as error:
+        print(f"error: {error_message(error)}", file=sys.stderr)
         return 2
     return 0 if outputs.trials_finished > 0 else 1
 

@@ -9,36 +9,16 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTra
 from search.searchers import tune_domain
 from spaces import ConfigError, SearchSpace
 
-SchedulerFactory = Callable[[SearchSpace, int], TrialScheduler]
-SCHEDULERS: dict[str, SchedulerFactory] = {}
 
-
-def register_scheduler(name: str) -> Callable[[SchedulerFactory], SchedulerFactory]:
-    def register(factory: SchedulerFactory) -> SchedulerFactory:
-        SCHEDULERS[name] = factory
-        return factory
-
-    return register
-
-
-def create_scheduler(name: str, space: SearchSpace, *, max_epochs: int) -> TrialScheduler:
-    if name not in SCHEDULERS:
-        raise ConfigError("scheduler", name, f"allowed: {', '.join(sorted(SCHEDULERS))}")
-    return SCHEDULERS[name](space, max_epochs)
-
-
-@register_scheduler("asha")
 def asha(space: SearchSpace, max_epochs: int) -> TrialScheduler:
     # Epochs are the time unit: every trial reports once per epoch.
     return ASHAScheduler(time_attr="training_iteration", max_t=max_epochs, grace_period=min(2, max_epochs), reduction_factor=3)
 
 
-@register_scheduler("none")
 def fifo(space: SearchSpace, max_epochs: int) -> TrialScheduler:
     return FIFOScheduler()
 
 
-@register_scheduler("pbt")
 def population_based_training(space: SearchSpace, max_epochs: int) -> TrialScheduler:
     """Population Based Augmentation: mutate the space's `mutable:` parameters (magnitudes, lr) while training."""
     mutable = space.mutable_parameters()
@@ -53,3 +33,8 @@ def population_based_training(space: SearchSpace, max_epochs: int) -> TrialSched
         quantile_fraction=0.25,
         resample_probability=0.25,
     )
+
+
+SchedulerFactory = Callable[[SearchSpace, int], TrialScheduler]
+# Keyed by SweepConfig.scheduler's allowed values.
+SCHEDULERS: dict[str, SchedulerFactory] = {"asha": asha, "none": fifo, "pbt": population_based_training}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,9 +15,6 @@ from ray.tune.search import BasicVariantGenerator, SearchAlgorithm, Searcher
 from ray.tune.search.optuna import OptunaSearch
 
 from spaces import ConfigError, Parameter, SearchSpace
-
-# The key under which grid points travel; a trial's sampled values are read back from it.
-GRID_POINT_KEY = "grid_point"
 
 
 @dataclass(frozen=True)
@@ -34,32 +32,16 @@ class SearchPlan:
     num_samples: int
 
 
-SearcherFactory = Callable[[SearchSpace, "SearchGoal"], SearchPlan]
-SEARCHERS: dict[str, SearcherFactory] = {}
-
-
-def register_searcher(name: str) -> Callable[[SearcherFactory], SearcherFactory]:
-    def register(factory: SearcherFactory) -> SearcherFactory:
-        SEARCHERS[name] = factory
-        return factory
-
-    return register
-
-
-def create_search_plan(name: str, space: SearchSpace, goal: SearchGoal) -> SearchPlan:
-    if name not in SEARCHERS:
-        raise ConfigError("searcher", name, f"allowed: {', '.join(sorted(SEARCHERS))}")
-    return SEARCHERS[name](space, goal)
-
-
-def sampled_values(config: dict[str, Any]) -> dict[str, Any]:
-    """A trial's sampled values, whichever searcher produced them."""
-    return dict(config.get(GRID_POINT_KEY, config))
+def _is_plain(value: Any) -> bool:
+    return value is None or isinstance(value, bool | int | float | str)
 
 
 def _suggest(trial: optuna.Trial, key: str, parameter: Parameter) -> Any:
     if parameter.choice is not None:
-        return trial.suggest_categorical(key, parameter.choice)
+        if all(_is_plain(value) for value in parameter.choice):
+            return trial.suggest_categorical(key, parameter.choice)
+        # Optuna's categorical values must be plain (it stores them); a list (UNet widths) is suggested as its JSON.
+        return json.loads(trial.suggest_categorical(key, [json.dumps(value) for value in parameter.choice]))
     if parameter.uniform is not None:
         return trial.suggest_float(key, *parameter.uniform)
     if parameter.loguniform is not None:
@@ -88,14 +70,46 @@ class DefineByRunSpace:
         self.space = space
         self.ordered = space.ordered_parameters()
 
-    def __call__(self, trial: optuna.Trial) -> None:
+    def __call__(self, trial: optuna.Trial) -> dict[str, Any]:
         values: dict[str, Any] = dict(self.space.fixed)
+        sampled: dict[str, Any] = {}
         for key, parameter in self.ordered:
             if parameter.is_active(values):
-                values[key] = _suggest(trial, key, parameter)
+                values[key] = sampled[key] = _suggest(trial, key, parameter)
+        # Returned values replace what Optuna recorded, so a list choice reaches the trial as the list itself.
+        return sampled
 
 
-@register_searcher("optuna")
+class GridPoints(Searcher):
+    """Suggests each grid point once, in order. Tune's own grid_search would also run every combination of
+    inactive conditional values, and its preset points cannot hold list values (UNet widths)."""
+
+    def __init__(self, points: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.points = points
+        self.suggested = 0
+
+    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
+        return True
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str:
+        if self.suggested >= len(self.points):
+            return Searcher.FINISHED
+        self.suggested += 1
+        return dict(self.points[self.suggested - 1])
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        return None
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as file:
+            pickle.dump((self.points, self.suggested), file)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as file:
+            self.points, self.suggested = pickle.load(file)
+
+
 def optuna_plan(space: SearchSpace, goal: SearchGoal) -> SearchPlan:
     """Optuna's TPE sampler inside Ray Tune's OptunaSearch, seeded."""
     if not space.parameters:
@@ -108,16 +122,14 @@ def optuna_plan(space: SearchSpace, goal: SearchGoal) -> SearchPlan:
     return SearchPlan(searcher, {}, goal.num_samples)
 
 
-@register_searcher("random")
 def random_plan(space: SearchSpace, goal: SearchGoal) -> SearchPlan:
     """Tune's own random search; inactive conditional values are sampled too and dropped by the trial."""
     param_space = {key: tune_domain(parameter) for key, parameter in space.parameters.items()}
     return SearchPlan(BasicVariantGenerator(random_state=goal.seed), param_space, goal.num_samples)
 
 
-@register_searcher("grid")
-def grid_plan(space: SearchSpace, goal: SearchGoal) -> SearchPlan:
-    """Every distinct active combination of `choice` values once (conditional values only where active)."""
+def grid_points(space: SearchSpace) -> list[dict[str, Any]]:
+    """Every distinct active combination of `choice` values (conditional values only where active)."""
     not_choice = [key for key, parameter in space.parameters.items() if parameter.choice is None]
     if not_choice:
         raise ConfigError(
@@ -125,17 +137,20 @@ def grid_plan(space: SearchSpace, goal: SearchGoal) -> SearchPlan:
             "the grid searcher needs `choice` values for every parameter; use optuna or random for ranges",
         )
     keys = list(space.parameters)
-    points: list[dict[str, Any]] = []
-    seen: set[str] = set()
+    points: dict[str, dict[str, Any]] = {}
     for combination in itertools.product(*(space.parameters[key].choice for key in keys)):
-        active = {
-            key: value
-            for key, value in space.active_values(dict(zip(keys, combination))).items()
-            if key in space.parameters
-        }
-        # Values may be lists (block_out_channels), so compare points by their canonical JSON.
-        signature = json.dumps(active, sort_keys=True)
-        if signature not in seen:
-            seen.add(signature)
-            points.append(active)
-    return SearchPlan(BasicVariantGenerator(random_state=goal.seed), {GRID_POINT_KEY: tune.grid_search(points)}, 1)
+        active = space.active_values(dict(zip(keys, combination)))
+        point = {key: value for key, value in active.items() if key in space.parameters}
+        # Values may be lists (block_out_channels), so points are told apart by their canonical JSON.
+        points.setdefault(json.dumps(point, sort_keys=True), point)
+    return list(points.values())
+
+
+def grid_plan(space: SearchSpace, goal: SearchGoal) -> SearchPlan:
+    points = grid_points(space)
+    return SearchPlan(GridPoints(points), {}, len(points))
+
+
+SearcherFactory = Callable[[SearchSpace, SearchGoal], SearchPlan]
+# Keyed by SweepConfig.searcher's allowed values.
+SEARCHERS: dict[str, SearcherFactory] = {"optuna": optuna_plan, "random": random_plan, "grid": grid_plan}

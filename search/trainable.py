@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from search.searchers import sampled_values
 from spaces import SearchSpace
 from trainables.datasets import SearchData
 from trainables.trial import TrialSettings, tune_trial
 
 
 def search_trial(config: dict[str, Any], *, data: SearchData, space: SearchSpace, settings: TrialSettings) -> None:
-    tune_trial(space.resolve(sampled_values(config)), data, settings)
+    tune_trial(space.resolve(config), data, settings)

@@ -1,17 +1,16 @@
-"""Checks a sweep against the registries and the dataset before any Ray work starts."""
+"""Checks a sweep against the dataset before any Ray work starts: what a trial configuration alone cannot know
+(class names, image sizes a backbone or generator can take, reachable weights, the searched metric)."""
 
 from __future__ import annotations
 
 import difflib
 
+from generators import GeneratorError, generator_class
 from search.config import SweepConfig
-from spaces import ConfigError, SearchSpace, TrialConfig
-from trainables.augmentation import create_augmentation
-from trainables.backbones import create_backbone, is_known_backbone, list_backbones
-from trainables.datasets import SearchData
-from trainables.errors import TrainableInputError
+from spaces import ConfigError, GeneratorSettings, SearchSpace, TrialConfig
+from trainables.backbones import BackboneError, check_backbone
+from trainables.datasets import DatasetError, SearchData
 from trainables.metrics import METRIC_NAMES, sanitize_class_name
-from trainables.replicas import fractions_by_class_index
 
 
 def searchable_metrics(data: SearchData) -> list[str]:
@@ -28,19 +27,18 @@ def check_metric(sweep: SweepConfig, data: SearchData) -> None:
         raise ConfigError("metric", sweep.metric, f"allowed: {', '.join(allowed)}{hint}")
 
 
-def _check_trial(trial: TrialConfig, data: SearchData, source: str) -> None:
-    if not is_known_backbone(trial.model.backbone):
-        close = difflib.get_close_matches(trial.model.backbone, list_backbones(), n=3)
-        raise ConfigError(
-            "model.backbone", trial.model.backbone,
-            f"allowed: {', '.join(list_backbones())} or any timm model name" + (f" (close: {', '.join(close)})" if close else ""),
-            source,
-        )
-    try:
-        create_augmentation(trial.augmentation.policy, **trial.augmentation.parameters)
-        fractions_by_class_index(trial.real_fraction, data.class_names)
-    except TrainableInputError as error:
-        raise ConfigError("trial", trial.to_flat(), str(error), source) from None
+def _check_class_keys(trial: TrialConfig, data: SearchData, source: str) -> None:
+    """Per-class keys name classes of this dataset, by name or index."""
+    named = [(f"real_fraction.{key}", key) for key in trial.real_fraction] if isinstance(trial.real_fraction, dict) else []
+    if isinstance(trial.synthetic.proportion, dict):
+        named += [(f"synthetic.proportion.{key}", key) for key in trial.synthetic.proportion]
+    if isinstance(trial.synthetic.classes, list):
+        named += [("synthetic.classes", key) for key in trial.synthetic.classes]
+    for field, key in named:
+        try:
+            data.class_index(key)
+        except DatasetError as error:
+            raise ConfigError(field, key, str(error), source) from None
 
 
 def check_space(space: SearchSpace, data: SearchData) -> list[TrialConfig]:
@@ -48,20 +46,30 @@ def check_space(space: SearchSpace, data: SearchData) -> list[TrialConfig]:
     source = f"space {space.name!r}"
     trials = space.validate_samples(source)
     for trial in trials:
-        _check_trial(trial, data, source)
-    # Building each distinct model once catches sizes a backbone cannot take and unreachable
-    # pretrained weights now, not in every trial.
+        _check_class_keys(trial, data, source)
+    # Building each distinct model once (and running two blank images through it) catches sizes a backbone
+    # cannot take and unreachable pretrained weights now, not in every trial.
     models = {(trial.model.backbone, trial.model.pretrained, trial.model.pretrained_path) for trial in trials}
     for backbone, pretrained, pretrained_path in sorted(models, key=str):
         try:
-            create_backbone(
+            check_backbone(
                 backbone, num_classes=data.num_classes, in_channels=data.channels, image_size=data.image_size,
                 pretrained=pretrained, pretrained_path=pretrained_path,
             )
-        # timm reports sizes a model cannot take as RuntimeError or AssertionError.
-        except (ValueError, RuntimeError, AssertionError) as error:
-            raise ConfigError("model.backbone", backbone, f"it cannot be built for {data.image_size} px, {data.channels}-channel images: {error}", source) from None
+        except BackboneError as error:
+            raise ConfigError("model.backbone", backbone, str(error), source) from None
     return trials
+
+
+def check_generators(settings: list[GeneratorSettings], data: SearchData, source: str) -> None:
+    """Each generator the space can draw must be able to make images of this dataset's shape."""
+    for generator_settings in settings:
+        try:
+            generator_class(generator_settings).check_data_shape(
+                generator_settings, channels=data.channels, image_size=data.image_size
+            )
+        except GeneratorError as error:
+            raise ConfigError("synthetic.settings", generator_settings.generator, str(error), source) from None
 
 
 def max_epochs(space: SearchSpace) -> int:

@@ -5,52 +5,44 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, SerializeAsAny, ValidationError, ValidationInfo, field_validator
 
+from spaces.components import (
+    AUGMENTATION_POLICIES,
+    GENERATORS,
+    AugmentationSettings,
+    GeneratorSettings,
+    StrictModel,
+    UnknownSettingError,
+)
 from spaces.errors import ConfigError
 
-OPTIMIZER_NAMES = ("adam", "adamw", "sgd")
-IMBALANCE_STRATEGIES = ("none", "class_weighted_loss", "balanced_sampler")
+OptimizerName = Literal["adam", "adamw", "sgd"]
+ImbalanceStrategy = Literal["none", "class_weighted_loss", "balanced_sampler"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class AugmentationConfig(BaseModel):
-    """A policy name from the augmentation registry plus that policy's own parameters (flat keys)."""
-
-    # Each policy has its own parameters (magnitude, rotation_probability, ...); the registry checks them.
-    model_config = ConfigDict(extra="allow", frozen=True)
-    policy: str = "none"
-
-    @property
-    def parameters(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
-
-
-class ModelConfig(_Strict):
+class ModelConfig(StrictModel):
     backbone: str = "basic_cnn"
     pretrained: bool = False
     pretrained_path: str | None = None
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
 
 
-class OptimizerConfig(_Strict):
-    name: Literal["adam", "adamw", "sgd"] = "adam"
+class OptimizerConfig(StrictModel):
+    name: OptimizerName = "adam"
     lr: float = Field(1e-3, gt=0.0, le=10.0)
     weight_decay: float = Field(0.0, ge=0.0, le=1.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
 
 
-class TrainingConfig(_Strict):
+class TrainingConfig(StrictModel):
     epochs: int = Field(10, ge=1, le=10_000)
     batch_size: int = Field(64, ge=2, le=65_536)
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
-    imbalance: Literal["none", "class_weighted_loss", "balanced_sampler"] = "none"
+    imbalance: ImbalanceStrategy = "none"
 
 
-class SyntheticConfig(_Strict):
+class SyntheticConfig(StrictModel):
     """How many synthetic images each class gets, and from which generator (drawn from the shared pool)."""
 
     # add: Y x the class's real count in the trial (Kwon's Y_i). balance: Y x the gap to the largest
@@ -60,7 +52,22 @@ class SyntheticConfig(_Strict):
     # all classes, the minority ones (fewer training images than the mean class), or named classes.
     classes: Literal["all", "minority"] | list[str] = "all"
     generator: str = "ddpm"
-    settings: dict[str, Any] = Field(default_factory=dict)
+    # The generator's own settings model, chosen by `generator` (SerializeAsAny: dumped with its own fields).
+    settings: SerializeAsAny[GeneratorSettings] = Field(default_factory=dict, validate_default=True)
+
+    @field_validator("generator")
+    @classmethod
+    def _registered_generator(cls, name: str) -> str:
+        GENERATORS.entry(name)
+        return name
+
+    @field_validator("settings", mode="before")
+    @classmethod
+    def _settings_of_the_generator(cls, value: Any, info: ValidationInfo) -> Any:
+        if "generator" not in info.data:  # the name itself was invalid; that error is reported
+            return value
+        model = GENERATORS.entry(info.data["generator"]).settings
+        return value if isinstance(value, model) else model.model_validate(value)
 
     @field_validator("proportion")
     @classmethod
@@ -78,16 +85,17 @@ class SyntheticConfig(_Strict):
         return any(float(proportion) > 0 for proportion in proportions)
 
 
-class TrialConfig(_Strict):
+class TrialConfig(StrictModel):
     """Everything one trial needs to know besides the data and the sweep-wide settings."""
 
     # A float applies to every class; a mapping gives per-class fractions (class name or index as key).
     real_fraction: float | dict[str, float] = 1.0
-    augmentation: AugmentationConfig = AugmentationConfig()
+    # The policy's own settings model, chosen by `augmentation.policy` (flat keys: `augmentation.magnitude`).
+    augmentation: SerializeAsAny[AugmentationSettings] = AugmentationSettings()
     model: ModelConfig = ModelConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
     training: TrainingConfig = TrainingConfig()
-    synthetic: SyntheticConfig = SyntheticConfig()
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
 
     @field_validator("real_fraction")
     @classmethod
@@ -98,6 +106,14 @@ class TrialConfig(_Strict):
                 where = f" for class {class_key!r}" if class_key else ""
                 raise ValueError(f"real fraction{where} must be in (0, 1], got {fraction!r}")
         return value
+
+    @field_validator("augmentation", mode="before")
+    @classmethod
+    def _settings_of_the_policy(cls, value: Any) -> Any:
+        if isinstance(value, AugmentationSettings) or not isinstance(value, Mapping):
+            return value
+        policy = value.get("policy", "none")
+        return AUGMENTATION_POLICIES.entry(policy).settings.model_validate({**value, "policy": policy})
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], source: str | None = None) -> TrialConfig:
@@ -114,9 +130,14 @@ class TrialConfig(_Strict):
 
 def config_error_from(error: ValidationError, source: str | None) -> ConfigError:
     first = error.errors()[0]
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, ConfigError):  # a registry's answer already names the field, the value and the names
+        return ConfigError(cause.field, cause.value, cause.allowed, source)
+    if isinstance(cause, UnknownSettingError):
+        return ConfigError(".".join([*map(str, first["loc"]), str(cause.key)]), cause.value, cause.allowed, source)
     field = ".".join(str(part) for part in first["loc"]) or "(top level)"
     value = first.get("input")
-    message = first["msg"]
+    message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown field"
     return ConfigError(field, value, message, source)

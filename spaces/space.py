@@ -126,7 +126,7 @@ class SearchSpace(BaseModel):
         active = dict(self.fixed)
         for key, parameter in self.ordered_parameters():
             if key in sampled and parameter.is_active(active):
-                active[key] = parameter.clamp(_plain(sampled[key]))
+                active[key] = parameter.clamp(plain_value(sampled[key]))
         return active
 
     def representative_samples(self) -> Iterator[dict[str, Any]]:
@@ -154,7 +154,7 @@ class SearchSpace(BaseModel):
         return SearchSpace(name=name, description=description, fixed=self.active_values(sample), sweep=self.sweep)
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     """numpy scalars from samplers become plain Python values, so YAML and pydantic see ints and floats."""
     if hasattr(value, "item") and callable(value.item):
         return value.item()

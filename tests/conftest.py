@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# Components register themselves when their package is imported; configurations name them.
+import generators  # noqa: F401
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 # Keep Ray and W&B quiet and local in tests.

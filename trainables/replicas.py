@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,8 @@ from torch import nn
 from spaces import TrialConfig
 from trainables.backbones import create_backbone, input_normalization
 from trainables.datasets import ImageSet, SearchData
-from trainables.errors import TrainableInputError
 from trainables.real_subset import real_subset_indices
-from trainables.synthetic import SyntheticSource, mix_real_and_synthetic, synthetic_images_for
+from trainables.synthetic import SyntheticDraw, SyntheticSource, fetch_synthetic_images, mix_real_and_synthetic
 from trainables.training import class_weights, create_loss, create_optimizer, mixed_precision_dtype
 
 CHECKPOINT_FILE = "replicas.pt"
@@ -30,6 +30,7 @@ class Replica:
     images: torch.Tensor  # uint8 [N, C, H, W], CPU: the trial's real and synthetic training images for this seed
     labels: torch.Tensor  # int64 [N]
     is_synthetic: torch.Tensor  # bool [N]
+    synthetic_draws: tuple[SyntheticDraw, ...]  # which pool images the synthetic samples are
     model: nn.Module
     optimizer: torch.optim.Optimizer
     loss_function: nn.Module
@@ -38,6 +39,8 @@ class Replica:
     def state(self) -> dict[str, Any]:
         return {
             "seed": self.seed,
+            # Which synthetic images this model trained on, with its weights: the trial's provenance (DESIGN step 5).
+            "synthetic_draws": [dataclasses.asdict(draw) for draw in self.synthetic_draws],
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "grad_scaler": self.grad_scaler.state_dict() if self.grad_scaler is not None else None,
@@ -59,21 +62,11 @@ def image_tensors(images: ImageSet) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(np.ascontiguousarray(pixels)), torch.from_numpy(images.labels.astype(np.int64))
 
 
-def fractions_by_class_index(real_fraction: float | dict[str, float], class_names: tuple[str, ...]) -> float | dict[int, float]:
+def fractions_by_class_index(real_fraction: float | dict[str, float], data: SearchData) -> float | dict[int, float]:
     """Per-class fractions are keyed by class name or index in configs; subsets need indices."""
     if not isinstance(real_fraction, dict):
         return float(real_fraction)
-    by_index: dict[int, float] = {}
-    for key, fraction in real_fraction.items():
-        if key in class_names:
-            by_index[class_names.index(key)] = float(fraction)
-        elif str(key).isdigit() and int(key) < len(class_names):
-            by_index[int(key)] = float(fraction)
-        else:
-            raise TrainableInputError(
-                f"real_fraction.{key}: {key!r} is not a class of this dataset; classes: {', '.join(class_names)} (or their indices)"
-            )
-    return by_index
+    return {data.class_index(key): float(fraction) for key, fraction in real_fraction.items()}
 
 
 def build_model(trial: TrialConfig, data: SearchData) -> nn.Module:
@@ -97,11 +90,10 @@ def normalization_of(trial: TrialConfig, data: SearchData) -> tuple[tuple[float,
 def build_replica(
     trial: TrialConfig, data: SearchData, seed: int, device: torch.device, synthetic_source: SyntheticSource | None = None
 ) -> Replica:
-    fractions = fractions_by_class_index(trial.real_fraction, data.class_names)
-    real_indices = real_subset_indices(data.train.labels, fractions, seed)
-    real_images = torch.from_numpy(np.ascontiguousarray(data.train.images[real_indices]))
-    real_labels = torch.from_numpy(data.train.labels[real_indices].astype(np.int64))
-    _, synthetic = synthetic_images_for(trial.synthetic, synthetic_source, data, real_indices, seed)
+    real_indices = real_subset_indices(data.train.labels, fractions_by_class_index(trial.real_fraction, data), seed)
+    real_images = torch.from_numpy(data.train.images[real_indices])  # fancy indexing copies: writable
+    real_labels = torch.from_numpy(data.train.labels[real_indices])
+    synthetic = fetch_synthetic_images(trial.synthetic, synthetic_source, data, real_indices, seed) if trial.synthetic.is_active else []
     mixed = mix_real_and_synthetic(real_images, real_labels, synthetic)
     images, labels = mixed.images, mixed.labels
     # The seed fixes the initial weights, so repeat r of two configurations starts alike.
@@ -115,7 +107,7 @@ def build_replica(
     loss_function = create_loss(label_smoothing=trial.training.label_smoothing, weights=weights).to(device)
     # Only float16 autocast needs loss scaling; bfloat16 has float32's range.
     grad_scaler = torch.amp.GradScaler(device.type) if mixed_precision_dtype(device) == torch.float16 else None
-    return Replica(seed, real_indices, images, labels, mixed.is_synthetic, model, optimizer, loss_function, grad_scaler)
+    return Replica(seed, real_indices, images, labels, mixed.is_synthetic, mixed.draws, model, optimizer, loss_function, grad_scaler)
 
 
 @dataclass(frozen=True)

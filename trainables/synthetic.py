@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import ray
 import torch
 
-from generators.base import generator_class, settings_hash
+from generators.base import generator_class
 from generators.pool import PoolKey
-from generators.pool_actor import GeneratorAttachment, get_synthetic_pool
-from spaces.schema import SyntheticConfig
-from trainables.augmentation import create_augmentation
+from generators.pool_actor import get_synthetic_pool
+from spaces import SyntheticConfig
 from trainables.datasets import SearchData
 from trainables.errors import TrainableInputError
 from trainables.real_subset import real_subset_identity, real_subset_indices
+
+# A trial waits this long at most for its synthetic images; the driver generates the largest demand of the space
+# before trials start, so a trial normally only reads. Generation left to a trial (a space whose demand could not
+# be bounded) gets the same bound: a stuck generator fails the trial with a message instead of hanging the sweep.
+SYNTHETIC_REQUEST_TIMEOUT_S = 3600.0
 
 
 def minority_classes(train_counts: np.ndarray) -> list[int]:
@@ -27,57 +30,33 @@ def minority_classes(train_counts: np.ndarray) -> list[int]:
     return [index for index, count in enumerate(train_counts) if count < mean]
 
 
-def class_index(key: str, class_names: tuple[str, ...], field: str) -> int:
-    if key in class_names:
-        return class_names.index(key)
-    if str(key).isdigit() and int(key) < len(class_names):
-        return int(key)
-    raise TrainableInputError(f"{field}: {key!r} is not a class of this dataset; classes: {', '.join(class_names)} (or their indices)")
-
-
-def chosen_classes(config: SyntheticConfig, class_names: tuple[str, ...], train_counts: np.ndarray) -> list[int]:
+def chosen_classes(config: SyntheticConfig, data: SearchData) -> list[int]:
     if config.classes == "all":
-        return list(range(len(class_names)))
+        return list(range(data.num_classes))
     if config.classes == "minority":
-        return minority_classes(train_counts)
-    return sorted({class_index(name, class_names, "synthetic.classes") for name in config.classes})
+        return minority_classes(data.train.class_counts(data.num_classes))
+    return sorted({data.class_index(name) for name in config.classes})
 
 
-def proportion_by_class(config: SyntheticConfig, class_names: tuple[str, ...]) -> np.ndarray:
+def proportion_by_class(config: SyntheticConfig, data: SearchData) -> np.ndarray:
     if not isinstance(config.proportion, dict):
-        return np.full(len(class_names), float(config.proportion))
-    proportions = np.zeros(len(class_names))
+        return np.full(data.num_classes, float(config.proportion))
+    proportions = np.zeros(data.num_classes)
     for key, value in config.proportion.items():
-        proportions[class_index(key, class_names, f"synthetic.proportion.{key}")] = float(value)
+        proportions[data.class_index(key)] = float(value)
     return proportions
 
 
-def synthetic_counts(config: SyntheticConfig, real_counts: np.ndarray, class_names: tuple[str, ...], train_counts: np.ndarray) -> np.ndarray:
+def synthetic_counts(config: SyntheticConfig, real_counts: np.ndarray, data: SearchData) -> np.ndarray:
     """Synthetic images per class for one trial; `real_counts` are the trial's real subset counts."""
-    proportions = proportion_by_class(config, class_names)
+    proportions = proportion_by_class(config, data)
     if config.mode == "add":
         wanted = proportions * real_counts
     else:
         wanted = proportions * (real_counts.max() - real_counts)
-    mask = np.zeros(len(class_names), dtype=bool)
-    mask[chosen_classes(config, class_names, train_counts)] = True
+    mask = np.zeros(data.num_classes, dtype=bool)
+    mask[chosen_classes(config, data)] = True
     return np.where(mask, np.rint(wanted), 0).astype(np.int64)
-
-
-class OversampleAugmentation:
-    """The `custom` augmentation as a picklable callable, for the oversample generator in its actor."""
-
-    def __init__(self, parameters: Mapping[str, Any]) -> None:
-        self.parameters = dict(parameters)
-        self._transform = None
-
-    def __call__(self, image: torch.Tensor) -> torch.Tensor:
-        if self._transform is None:
-            self._transform = create_augmentation("custom", **self.parameters)
-        return self._transform(image)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"parameters": self.parameters, "_transform": None}
 
 
 def generator_fit_subset(data: SearchData, fit_fractions: Mapping[int, float], seed: int) -> tuple[np.ndarray, str]:
@@ -91,44 +70,42 @@ def generator_fit_subset(data: SearchData, fit_fractions: Mapping[int, float], s
     return indices, real_subset_identity(data.name, data.train.ids[indices])
 
 
+def pool_dataset_name(data: SearchData) -> str:
+    """The pool's name for this dataset as preprocessed: a readable label (the source's name, image size and
+    channels) and the fingerprint of its training images, so two datasets never share synthetic images."""
+    label = re.sub(r"[^A-Za-z0-9_.]+", "_", data.name).strip("_.") or "dataset"
+    return f"{label}-{data.image_size}px-{data.channels}ch-{data.fingerprint}"
+
+
+def pool_key_for(config: SyntheticConfig, data: SearchData, fit_subset: str | None) -> PoolKey:
+    return PoolKey(
+        generator=config.generator, settings_hash=config.settings.settings_hash,
+        dataset=pool_dataset_name(data), fit_subset=fit_subset,
+    )
+
+
 @dataclass(frozen=True)
 class SyntheticSource:
-    """Where a sweep's trials get synthetic images: the pool's storage root, the fit subset rule, and the
-    generator actors of each pool key, which trials hand to the pool actor should it have restarted."""
+    """Where a sweep's trials get synthetic images: the pool's storage root, and the smallest real fraction per
+    class the sweep can draw, on which fitted generators are fit (so each seed's fit subset is known)."""
 
     pool_root: str
-    # The smallest real fraction per class the sweep can draw; fitted generators are fit on that subset.
     fit_fractions: dict[int, float]
-    generators: dict[PoolKey, GeneratorAttachment] = field(default_factory=dict)
+
+    def pool_key(self, config: SyntheticConfig, data: SearchData, seed: int) -> PoolKey:
+        needs_fit = generator_class(config.settings).needs_fit
+        fit_subset = generator_fit_subset(data, self.fit_fractions, seed)[1] if needs_fit else None
+        return pool_key_for(config, data, fit_subset)
 
 
-def synthetic_images_for(
-    config: SyntheticConfig, source: SyntheticSource | None, data: SearchData, real_indices: np.ndarray, seed: int
-) -> tuple[np.ndarray, list[tuple[int, np.ndarray, list[dict[str, Any]]]]]:
-    """(counts per class, fetched images per class) for one repeat seed's real subset."""
-    real_counts = np.bincount(data.train.labels[real_indices], minlength=data.num_classes)
-    counts = synthetic_counts(config, real_counts, data.class_names, data.train.class_counts(data.num_classes))
-    if counts.sum() == 0:
-        return counts, []
-    if source is None:
-        raise TrainableInputError("synthetic images were asked for, but this trial has no synthetic pool (pool_root)")
-    fit_subset = None
-    if generator_class(config.generator).needs_fit:
-        fit_subset = generator_fit_subset(data, source.fit_fractions, seed)[1]
-    return counts, fetch_synthetic_images(source, config, counts, data, real_indices, fit_subset)
+@dataclass(frozen=True)
+class SyntheticDraw:
+    """The provenance of a trial's synthetic images of one class: the first `count` of the pool key's canonical
+    order, so every image is named (and reproducible) without carrying a record per image."""
 
-
-def pool_dataset_name(data: SearchData) -> str:
-    """The pool's name for this dataset as preprocessed: ids and image shapes only mean something within it."""
-    base = re.sub(r"[^A-Za-z0-9_.]+", "_", data.name).strip("_.") or "dataset"
-    return f"{base}-{data.image_size}px-{data.channels}ch"
-
-
-def pool_key_for(config: SyntheticConfig, dataset: str, fit_subset: str | None) -> PoolKey:
-    return PoolKey(
-        generator=config.generator, settings_hash=settings_hash(config.generator, config.settings),
-        dataset=dataset, fit_subset=fit_subset,
-    )
+    class_index: int
+    count: int
+    pool_key: str
 
 
 @dataclass(frozen=True)
@@ -138,57 +115,51 @@ class MixedTrainingSet:
     images: torch.Tensor        # uint8 [N, C, H, W]
     labels: torch.Tensor        # int64 [N]
     is_synthetic: torch.Tensor  # bool [N]
-    provenance: list[dict[str, Any]]  # one record per synthetic image, in order
+    draws: tuple[SyntheticDraw, ...]  # where the synthetic samples, in order, came from
 
 
 def mix_real_and_synthetic(
-    real_images: torch.Tensor, real_labels: torch.Tensor, synthetic: list[tuple[int, np.ndarray, list[dict[str, Any]]]]
+    real_images: torch.Tensor, real_labels: torch.Tensor, synthetic: list[tuple[SyntheticDraw, np.ndarray]]
 ) -> MixedTrainingSet:
     """Appends each class's synthetic images after the real ones; batches are shuffled per epoch anyway."""
     images = [real_images]
     labels = [real_labels]
-    provenance: list[dict[str, Any]] = []
-    for class_index_value, class_images, records in synthetic:
-        if len(class_images) == 0:
-            continue
-        images.append(torch.from_numpy(np.ascontiguousarray(class_images)))
-        labels.append(torch.full((len(class_images),), class_index_value, dtype=torch.int64))
-        provenance.extend(records)
-    synthetic_total = sum(len(class_images) for _, class_images, _ in synthetic)
+    for draw, class_images in synthetic:
+        # A copy: arrays from Ray's object store are read-only, and torch wants to own what it may write.
+        images.append(torch.from_numpy(np.array(class_images)))
+        labels.append(torch.full((len(class_images),), draw.class_index, dtype=torch.int64))
+    synthetic_total = sum(len(class_images) for _, class_images in synthetic)
     is_synthetic = torch.cat([torch.zeros(len(real_labels), dtype=torch.bool), torch.ones(synthetic_total, dtype=torch.bool)])
-    return MixedTrainingSet(torch.cat(images), torch.cat(labels), is_synthetic, provenance)
+    return MixedTrainingSet(torch.cat(images), torch.cat(labels), is_synthetic, tuple(draw for draw, _ in synthetic))
 
 
 def fetch_synthetic_images(
-    source: SyntheticSource,
-    config: SyntheticConfig,
-    counts: np.ndarray,
-    data: SearchData,
-    real_indices: np.ndarray,
-    fit_subset: str | None,
-) -> list[tuple[int, np.ndarray, list[dict[str, Any]]]]:
-    """Asks the shared pool for each class's images; the pool generates what is missing, once, for every trial."""
+    config: SyntheticConfig, source: SyntheticSource | None, data: SearchData, real_indices: np.ndarray, seed: int
+) -> list[tuple[SyntheticDraw, np.ndarray]]:
+    """Each class's synthetic images for one repeat seed's real subset, from the shared pool, which generates
+    whatever is missing once for every trial."""
+    real_counts = np.bincount(data.train.labels[real_indices], minlength=data.num_classes)
+    counts = synthetic_counts(config, real_counts, data)
+    if counts.sum() == 0:
+        return []
+    if source is None:
+        raise TrainableInputError("synthetic images were asked for, but the sweep prepared no synthetic pool for this trial")
     pool = get_synthetic_pool(source.pool_root)
-    key = pool_key_for(config, pool_dataset_name(data), fit_subset)
-    generators = source.generators.get(key)
-    image_to_image = generator_class(config.generator).image_to_image
+    key = source.pool_key(config, data, seed)
+    image_to_image = generator_class(config.settings).image_to_image
     subset_ids = [str(image_id) for image_id in data.train.ids[real_indices]]
     requests = []
-    for class_index_value, count in enumerate(counts):
+    for class_index, count in enumerate(counts):
         if count <= 0:
             continue
         allowed_sources = sources = None
         if image_to_image:
             # Image-to-image sources are the trial's own real images of that class, never others.
-            in_class = real_indices[data.train.labels[real_indices] == class_index_value]
+            in_class = real_indices[data.train.labels[real_indices] == class_index]
             allowed_sources = [str(image_id) for image_id in data.train.ids[in_class]]
             sources = {str(data.train.ids[index]): data.train.images[index] for index in in_class}
-        requests.append((class_index_value, pool.request.remote(
-            key, class_index_value, int(count), trial_subset_ids=subset_ids,
-            allowed_source_ids=allowed_sources, sources=sources, generators=generators,
-        )))
-    fetched = []
-    for class_index_value, reference in requests:
-        images, records = ray.get(reference)
-        fetched.append((class_index_value, images, records))
-    return fetched
+        reference = pool.request.remote(
+            key, class_index, int(count), trial_subset_ids=subset_ids, allowed_source_ids=allowed_sources, sources=sources
+        )
+        requests.append((SyntheticDraw(class_index, int(count), key.folder_name), reference))
+    return [(draw, ray.get(reference, timeout=SYNTHETIC_REQUEST_TIMEOUT_S)[0]) for draw, reference in requests]

@@ -3,61 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as functional
 import torchvision.transforms.v2.functional as image_functional
 from torch import Tensor, nn
 
+from spaces.schema import ImbalanceStrategy, OptimizerName
 from trainables.errors import TrainableInputError
 from trainables.metrics import compute_metrics
-
-OPTIMIZERS: tuple[str, ...] = ("adam", "adamw", "sgd")
-IMBALANCE_STRATEGIES: tuple[str, ...] = ("none", "class_weighted_loss", "balanced_sampler")
-DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
 Normalization = tuple[Sequence[float], Sequence[float]]
 
 
-class TrainingInputError(TrainableInputError):
-    """A training setting or tensor that training cannot use."""
-
-
-def resolve_device(preferred: str = "auto") -> torch.device:
-    """"auto" is CUDA when available, else CPU; "cuda:<index>" picks one GPU."""
+def resolve_device(preferred: Literal["auto", "cpu", "cuda"] = "auto") -> torch.device:
+    """"auto" is CUDA when available, else CPU. Checked where the trial runs: on a cluster the driver may have
+    no GPU while the workers do."""
     if preferred == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if preferred == "cpu":
-        return torch.device("cpu")
-    if preferred == "cuda" or preferred.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise TrainingInputError(f"device {preferred!r} was asked for but CUDA is not available here; use 'auto' or 'cpu'")
-        return torch.device(preferred)
-    raise TrainingInputError(f"unknown device {preferred!r}; allowed: {', '.join(DEVICES)} (or 'cuda:<index>')")
+    if preferred == "cuda" and not torch.cuda.is_available():
+        raise TrainableInputError("device 'cuda' was asked for but CUDA is not available here; use 'auto' or 'cpu'")
+    return torch.device(preferred)
 
 
 def create_optimizer(
-    name: str,
-    parameters: Iterable[nn.Parameter],
-    *,
-    lr: float,
-    weight_decay: float,
-    momentum: float = 0.9,
+    name: OptimizerName, parameters: Iterable[nn.Parameter], *, lr: float, weight_decay: float, momentum: float = 0.9
 ) -> torch.optim.Optimizer:
     """adam (L2 weight decay), adamw (decoupled weight decay) or sgd (Nesterov momentum; plain when momentum is 0)."""
-    if lr <= 0:
-        raise TrainingInputError(f"lr must be positive, got {lr!r}")
-    if weight_decay < 0:
-        raise TrainingInputError(f"weight_decay must be >= 0, got {weight_decay!r}")
-    if name == "adam":
-        return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
-    if name == "adamw":
-        return torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
     if name == "sgd":
-        if not 0 <= momentum < 1:
-            raise TrainingInputError(f"momentum must be in [0, 1), got {momentum!r}")
         return torch.optim.SGD(parameters, lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=momentum > 0)
-    raise TrainingInputError(f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
+    optimizer_class = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]
+    return optimizer_class(parameters, lr=lr, weight_decay=weight_decay)
 
 
 def class_weights(labels: Tensor, num_classes: int) -> Tensor:
@@ -66,7 +43,6 @@ def class_weights(labels: Tensor, num_classes: int) -> Tensor:
     A class absent from `labels` gets weight 0: it contributes no loss term anyway, and a finite weight
     keeps the loss module valid. float32 [num_classes].
     """
-    _check_labels(labels, num_classes)
     counts = torch.bincount(labels, minlength=num_classes).float()
     present_classes = int((counts > 0).sum())
     weights = torch.zeros(num_classes)
@@ -76,24 +52,16 @@ def class_weights(labels: Tensor, num_classes: int) -> Tensor:
 
 def create_loss(*, label_smoothing: float, weights: Tensor | None) -> nn.Module:
     """Cross-entropy on logits; move it to the training device with the model (`weights` is a buffer)."""
-    if not 0.0 <= label_smoothing < 1.0:
-        raise TrainingInputError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
     return nn.CrossEntropyLoss(weight=weights, label_smoothing=label_smoothing)
 
 
-def epoch_batches(labels: Tensor, *, batch_size: int, imbalance: str, generator: torch.Generator) -> list[Tensor]:
+def epoch_batches(labels: Tensor, *, batch_size: int, imbalance: ImbalanceStrategy, generator: torch.Generator) -> list[Tensor]:
     """Index batches (int64) for one epoch, drawn from `generator` alone so an epoch can be replayed.
 
     "none" and "class_weighted_loss" shuffle every sample once. "balanced_sampler" draws len(labels) indices
     with replacement, each class equally likely, as torch's WeightedRandomSampler does. A last batch of a single
     sample is dropped: BatchNorm cannot compute batch statistics from one sample.
     """
-    if imbalance not in IMBALANCE_STRATEGIES:
-        raise TrainingInputError(f"unknown imbalance strategy {imbalance!r}; allowed: {', '.join(IMBALANCE_STRATEGIES)}")
-    if not isinstance(batch_size, int) or batch_size < 2:
-        raise TrainingInputError(f"batch_size must be an integer >= 2 (BatchNorm needs two samples), got {batch_size!r}")
-    if labels.ndim != 1 or len(labels) < 2:
-        raise TrainingInputError(f"training needs at least 2 labelled samples, got labels of shape {list(labels.shape)}")
     if imbalance == "balanced_sampler":
         counts = torch.bincount(labels)
         sample_weights = 1.0 / counts[labels].double()
@@ -108,12 +76,6 @@ def epoch_batches(labels: Tensor, *, batch_size: int, imbalance: str, generator:
 
 def to_model_input(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
     """uint8 [B, C, H, W] -> float32 in [0, 1] normalised per channel, on the images' device."""
-    if images.dtype != torch.uint8 or images.ndim != 4:
-        raise TrainingInputError(f"images must be uint8 [B, C, H, W], got dtype {images.dtype} and shape {list(images.shape)}")
-    if len(mean) != images.shape[1] or len(std) != images.shape[1]:
-        raise TrainingInputError(
-            f"normalization has {len(mean)} means and {len(std)} stds but the images have {images.shape[1]} channels"
-        )
     scaled = image_functional.to_dtype(images, torch.float32, scale=True)
     return image_functional.normalize(scaled, mean=list(mean), std=list(std))
 
@@ -145,8 +107,6 @@ def train_one_epoch(
     uint8 bytes cross the bus. Under float16 autocast, pass a `grad_scaler` kept across epochs; without one
     a fresh scaler is made for this epoch (its scale then re-calibrates every epoch).
     """
-    if len(batches) == 0:
-        raise TrainingInputError("no batches to train on: epoch_batches returned none (fewer than 2 samples?)")
     mean, std = normalization
     autocast_dtype = mixed_precision_dtype(device)
     if autocast_dtype == torch.float16 and grad_scaler is None:
@@ -158,7 +118,7 @@ def train_one_epoch(
     for batch_indices in batches:
         batch_images = images[batch_indices]
         if augment is not None:
-            batch_images = _checked_augmentation(augment, batch_images)
+            batch_images = augment(batch_images)
         inputs = to_model_input(batch_images.to(device, non_blocking=True), mean, std)
         targets = labels[batch_indices].to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
@@ -187,8 +147,6 @@ def predict_logits(
     batch_size: int = 512,
 ) -> Tensor:
     """float32 logits [N, num_classes] on the CPU, in the order of `images`; leaves the model in eval mode."""
-    if len(images) == 0:
-        raise TrainingInputError("no images to predict (an empty tensor)")
     mean, std = normalization
     autocast_dtype = mixed_precision_dtype(device)
     model.eval()
@@ -213,30 +171,6 @@ def evaluate(
 ) -> dict[str, float]:
     """compute_metrics of the model on these images; the loss is plain cross-entropy (no class weights, no smoothing)
     so that it compares across configurations whatever loss they trained with."""
-    _check_labels(labels, num_classes)
-    if len(labels) != len(images):
-        raise TrainingInputError(f"{len(images)} images but {len(labels)} labels; they must pair up")
     logits = predict_logits(model, images, normalization=normalization, device=device)
     loss = functional.cross_entropy(logits, labels)
     return compute_metrics(logits, labels, num_classes=num_classes, ordinal=ordinal, class_names=class_names, loss=float(loss))
-
-
-def _check_labels(labels: Tensor, num_classes: int) -> None:
-    if labels.dtype != torch.int64 or labels.ndim != 1:
-        raise TrainingInputError(f"labels must be int64 [N], got dtype {labels.dtype} and shape {list(labels.shape)}")
-    if len(labels) == 0:
-        raise TrainingInputError("labels is empty: at least one labelled sample is needed")
-    if labels.min() < 0 or labels.max() >= num_classes:
-        raise TrainingInputError(
-            f"labels must lie in [0, {num_classes - 1}], got values from {int(labels.min())} to {int(labels.max())}"
-        )
-
-
-def _checked_augmentation(augment: Callable[[Tensor], Tensor], batch_images: Tensor) -> Tensor:
-    augmented = augment(batch_images)
-    if not isinstance(augmented, Tensor) or augmented.dtype != torch.uint8 or augmented.shape != batch_images.shape:
-        raise TrainingInputError(
-            f"augment must return a uint8 batch [B, C, H, W] like its input {list(batch_images.shape)}, got "
-            + (f"dtype {augmented.dtype} and shape {list(augmented.shape)}" if isinstance(augmented, Tensor) else repr(type(augmented)))
-        )
-    return augmented

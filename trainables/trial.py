@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from ray import tune
 
+from generators.augmentation import augment_batch, create_augmentation
 from spaces import TrialConfig
-from trainables.augmentation import augment_batch, create_augmentation
 from trainables.datasets import SearchData
 from trainables.metrics import sanitize_class_name
 from trainables.replicas import Replica, build_replica, image_tensors, load_saved_trial, normalization_of, save_replicas
@@ -74,7 +74,7 @@ def train_classifier(
     device = resolve_device(settings.device)
     replicas = [build_replica(trial, data, seed, device, settings.synthetic_source) for seed in repeat_seeds(settings)]
     normalization = normalization_of(trial, data)
-    augmentation = create_augmentation(trial.augmentation.policy, **trial.augmentation.parameters)
+    augmentation = create_augmentation(trial.augmentation)
     validation_images, validation_labels = image_tensors(data.val)
 
     start_epoch = 0

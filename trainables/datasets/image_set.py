@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -111,6 +114,24 @@ class SearchData:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def class_index(self, key: str) -> int:
+        """A class named in a configuration (`real_fraction.<class>`, `synthetic.classes`): its name or index."""
+        if key in self.class_names:
+            return self.class_names.index(key)
+        if str(key).isdigit() and int(key) < self.num_classes:
+            return int(key)
+        raise DatasetError(f"{key!r} is not a class of this dataset; classes: {', '.join(self.class_names)} (or their indices)")
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """16 hex digits of sha256 over the training images as preprocessed, their labels, ids and the class
+        names: what synthetic images are made from. A folder's name does not identify its content."""
+        digest = hashlib.sha256()
+        digest.update(json.dumps([list(self.class_names), list(self.train.images.shape)]).encode("utf-8"))
+        for array in (self.train.images, self.train.labels, self.train.ids):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()[:16]
 
     @property
     def channels(self) -> int:

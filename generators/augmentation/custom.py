@@ -1,7 +1,8 @@
 """The ``custom`` policy: Lan 2024's traditional operations, each with a searchable probability and magnitude.
 
-Parameters are flat keys, ``<operation>_probability`` and ``<operation>_magnitude`` (both in [0, 1]).
-Every probability defaults to 0, so ``custom`` with no parameters changes nothing.
+Settings are flat keys, ``<operation>_probability`` and ``<operation>_magnitude`` (both in [0, 1]).
+Every probability defaults to 0, so ``custom`` with no settings changes nothing. The ``oversample``
+generator makes its images with the same operations and the same settings.
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Annotated
 
 import torch
+from pydantic import Field
 from torchvision.transforms import v2
 
-from trainables.augmentation.registry import ImageTransform, ParameterSpec, register_augmentation
+from spaces import AUGMENTATION_POLICIES, AugmentationSettings, ComponentSettings
 
 
 @dataclass(frozen=True)
@@ -95,37 +98,56 @@ CUSTOM_OPERATIONS: dict[str, CustomOperation] = {
 
 DEFAULT_MAGNITUDE = 0.5
 
-
-def _custom_parameters() -> list[ParameterSpec]:
-    parameters: list[ParameterSpec] = []
-    for name, operation in CUSTOM_OPERATIONS.items():
-        parameters.append(
-            ParameterSpec(f"{name}_probability", "float", 0.0, 0.0, 1.0, f"chance of applying {name}")
-        )
-        if operation.maximum is not None:
-            parameters.append(
-                ParameterSpec(
-                    f"{name}_magnitude",
-                    "float",
-                    DEFAULT_MAGNITUDE,
-                    0.0,
-                    1.0,
-                    f"{name} strength as a fraction of {operation.maximum} "
-                    f"({operation.strength_meaning}); 0 is identity",
-                )
-            )
-    return parameters
+Probability = Annotated[float, Field(ge=0.0, le=1.0, description="chance of applying the operation")]
+Magnitude = Annotated[float, Field(ge=0.0, le=1.0, description="strength as a fraction of the operation's maximum; 0 is identity")]
 
 
-@register_augmentation("custom", parameters=_custom_parameters())
-def custom(**params: float) -> ImageTransform:
+class CustomOperationSettings(ComponentSettings):
+    """A probability per operation of CUSTOM_OPERATIONS and a magnitude per operation that has a maximum."""
+
+    rotation_probability: Probability = 0.0
+    rotation_magnitude: Magnitude = DEFAULT_MAGNITUDE
+    shear_probability: Probability = 0.0
+    shear_magnitude: Magnitude = DEFAULT_MAGNITUDE
+    translation_probability: Probability = 0.0
+    translation_magnitude: Magnitude = DEFAULT_MAGNITUDE
+    horizontal_flip_probability: Probability = 0.0
+    vertical_flip_probability: Probability = 0.0
+    brightness_probability: Probability = 0.0
+    brightness_magnitude: Magnitude = DEFAULT_MAGNITUDE
+    contrast_probability: Probability = 0.0
+    contrast_magnitude: Magnitude = DEFAULT_MAGNITUDE
+    gaussian_blur_probability: Probability = 0.0
+    gaussian_blur_magnitude: Magnitude = DEFAULT_MAGNITUDE
+    gaussian_noise_probability: Probability = 0.0
+    gaussian_noise_magnitude: Magnitude = DEFAULT_MAGNITUDE
+
+
+# The table and the settings must name the same operations; a mismatch is a bug in this module.
+assert set(CustomOperationSettings.model_fields) == {
+    f"{name}_{part}" for name, operation in CUSTOM_OPERATIONS.items()
+    for part in (("probability", "magnitude") if operation.maximum is not None else ("probability",))
+}
+
+
+def custom_transform(settings: CustomOperationSettings) -> v2.Transform:
+    """The operations whose probability and strength are above zero, in table order, each applied on a coin flip."""
     applied: list[v2.Transform] = []
     for name, operation in CUSTOM_OPERATIONS.items():
-        probability = params[f"{name}_probability"]
-        strength = 0.0 if operation.maximum is None else operation.maximum * params[f"{name}_magnitude"]
+        probability = getattr(settings, f"{name}_probability")
+        strength = 0.0 if operation.maximum is None else operation.maximum * getattr(settings, f"{name}_magnitude")
         # Leaving out operations that cannot change the image saves time and keeps magnitude 0 exact
         # (a zero blur sigma is even invalid for torchvision).
         if probability == 0 or (operation.maximum is not None and strength == 0):
             continue
         applied.append(v2.RandomApply([operation.build(strength)], p=probability))
     return v2.Compose(applied) if applied else v2.Identity()
+
+
+class CustomSettings(AugmentationSettings, CustomOperationSettings):
+    """The ``custom`` policy's settings."""
+
+
+@AUGMENTATION_POLICIES.register("custom", settings=CustomSettings)
+def custom(settings: CustomSettings) -> v2.Transform:
+    return custom_transform(settings)
