@@ -5,11 +5,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from generators.dataset_registry import DatasetRegistry
 from generators.errors import LeakageError, PoolError
 from generators.model_store import ModelStore
 from generators.pool_keys import PoolKey, SlotKey, check_ids, examples
+
+
+@dataclass(frozen=True)
+class AdmittedRequest:
+    """A request the leakage rules let through, made only by check_request: reading with it checks nothing again."""
+
+    key: PoolKey
+    allowed_source_ids: tuple[str, ...] | None
 
 
 class LeakageRules:
@@ -37,7 +46,7 @@ class LeakageRules:
 
     def check_request(
         self, key: PoolKey, trial_subset_ids: Sequence[str], allowed_source_ids: Sequence[str] | None = None
-    ) -> None:
+    ) -> AdmittedRequest:
         """Refuses a request that would leak: a trial subset or image-to-image source that is not a training
         image, a source outside the trial's real subset, or a generator fit on images outside it."""
         trial_ids = set(check_ids(trial_subset_ids, "trial_subset_ids"))
@@ -48,6 +57,7 @@ class LeakageRules:
                 f"rule 'synthetic images come from training images only': trial_subset_ids holds {len(outside_train)} "
                 f"ids that are not training ids of dataset {key.dataset!r}: {examples(outside_train)}"
             )
+        sources: set[str] | None = None
         if allowed_source_ids is not None:
             sources = set(check_ids(allowed_source_ids, "allowed_source_ids"))
             not_training = sources - train_ids
@@ -71,6 +81,7 @@ class LeakageRules:
                     f"was fit on subset {key.fit_subset!r}, of which {len(outside_trial)} images are not in the "
                     f"trial's real subset: {examples(outside_trial)}"
                 )
+        return AdmittedRequest(key, tuple(sorted(sources)) if sources is not None else None)
 
     def check_batch_sources(self, key: PoolKey, slots: Sequence[SlotKey]) -> None:
         """Refuses a batch about to be written whose image-to-image sources are not all training images."""

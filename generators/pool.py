@@ -21,7 +21,7 @@ import numpy as np
 from generators.dataset_registry import DatasetRegistry
 from generators.errors import LeakageError, PoolError
 from generators.image_shards import ShardReader
-from generators.leakage import LeakageRules
+from generators.leakage import AdmittedRequest, LeakageRules
 from generators.manifest_index import ManifestIndex
 from generators.model_store import ModelStore
 from generators.pool_batches import check_batch
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from generators.base import Generator
 
 __all__ = [
+    "AdmittedRequest",
     "LeakageError",
     "PoolError",
     "PoolKey",
@@ -82,10 +83,11 @@ class SyntheticPool:
 
     def check_request(
         self, key: PoolKey, trial_subset_ids: Sequence[str], allowed_source_ids: Sequence[str] | None = None
-    ) -> None:
-        """Refuses a request that would leak: a trial subset or image-to-image source that is not a training
-        image, a source outside the trial's real subset, or a generator fit on images outside it."""
-        self._leakage.check_request(key, trial_subset_ids, allowed_source_ids)
+    ) -> AdmittedRequest:
+        """The pool's door for a trial's request: refuses one that would leak (a trial subset or image-to-image
+        source that is not a training image, a source outside the trial's real subset, or a generator fit on images
+        outside it) and admits the rest, for read_admitted()."""
+        return self._leakage.check_request(key, trial_subset_ids, allowed_source_ids)
 
     # ----- fitted generators
 
@@ -154,11 +156,18 @@ class SyntheticPool:
     ) -> tuple[np.ndarray, list[SyntheticRecord]]:
         """The first `count` canonical images of (key, class) for a trial with real subset `trial_subset_ids`
         (leakage rules checked first); raises PoolError if some are not generated yet."""
+        return self.read_admitted(self.check_request(key, trial_subset_ids, allowed_source_ids), class_index, count)
+
+    def read_admitted(
+        self, request: AdmittedRequest, class_index: int, count: int
+    ) -> tuple[np.ndarray, list[SyntheticRecord]]:
+        """read() for a request check_request() already admitted, so a caller that generates between the check
+        and the read (the pool actor) checks the leakage rules once."""
         class_index = check_class_index(class_index)
-        self._leakage.check_request(key, trial_subset_ids, allowed_source_ids)
-        slots = canonical_slots(count, allowed_source_ids)
-        chosen = self._index.stored_records(key, class_index, slots, image_to_image=allowed_source_ids is not None)
-        return self.images_of(key, chosen), chosen
+        slots = canonical_slots(count, request.allowed_source_ids)
+        image_to_image = request.allowed_source_ids is not None
+        chosen = self._index.stored_records(request.key, class_index, slots, image_to_image=image_to_image)
+        return self.images_of(request.key, chosen), chosen
 
     def images_of(self, key: PoolKey, records: Sequence[SyntheticRecord]) -> np.ndarray:
         """The stored pixels of `records` of one key, uint8 [len(records), C, H, W]. No leakage check: for

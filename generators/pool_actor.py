@@ -116,20 +116,13 @@ class SyntheticPoolActor:
         if attachment is not None and attachment.generators.image_to_image != (allowed_source_ids is not None):
             needed = "needs allowed_source_ids" if attachment.generators.image_to_image else "takes no allowed_source_ids"
             raise PoolError(f"generator {key.generator!r} of {key.folder_name} {needed}")
-        await asyncio.to_thread(self._pool.check_request, key, trial_subset_ids, allowed_source_ids)
+        admitted = await asyncio.to_thread(self._pool.check_request, key, trial_subset_ids, allowed_source_ids)
         lock = self._locks.setdefault((key, class_index), asyncio.Lock())
         async with lock:
             missing = await asyncio.to_thread(self._missing_slots, key, class_index, count, allowed_source_ids)
             if missing:
                 await self._generate(key, class_index, missing, sources)
-        images, records = await asyncio.to_thread(
-            self._pool.read,
-            key,
-            class_index,
-            count,
-            trial_subset_ids=trial_subset_ids,
-            allowed_source_ids=allowed_source_ids,
-        )
+        images, records = await asyncio.to_thread(self._pool.read_admitted, admitted, class_index, count)
         return images, [record.to_dict() for record in records]
 
     def _missing_slots(
