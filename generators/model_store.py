@@ -54,6 +54,7 @@ class ModelStore:
             raise PoolError(f"fit_info must hold only JSON values (str, numbers, lists, dicts): {error}") from error
         if self.has(key):
             return False
+        self._storage.mark_as_pool()
         model = self._model_path(key)
         filesystem = self._storage.filesystem
         if self._storage.is_local:

@@ -2,6 +2,7 @@
 fitted models, leakage rules and maintenance, each in its own module.
 
 Layout under a root (a local folder, or a URI such as s3://bucket/pool opened with pyarrow.fs):
+  pool.json                                 marks the folder as a pool (with its format), written before the first write
   datasets/<dataset>.json                   training image ids and image shape of a registered dataset
   <key folder> = <generator>--<settings hash>--<dataset>[--fit-<fit subset>]   (PoolKey.folder_name)
   <key folder>/shards/<batch>.npy           uint8 [N, C, H, W] images of one written batch
@@ -65,6 +66,14 @@ class SyntheticPool:
         self._leakage = LeakageRules(self._datasets, self._models)
         self._index = ManifestIndex(self._storage)
         self._shards = ShardReader(self._storage, shard_cache_bytes)
+
+    @classmethod
+    def open_existing(cls, root: str) -> SyntheticPool:
+        """The pool at `root` for a command that reads or changes an existing pool: PoolError, naming the root,
+        if nothing is there or the folder is not a synthetic pool."""
+        pool = cls(root)
+        pool._storage.check_is_pool()
+        return pool
 
     def __repr__(self) -> str:
         return f"SyntheticPool({self.root!r})"

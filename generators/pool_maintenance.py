@@ -31,7 +31,7 @@ def clean_orphans(storage: PoolStorage, index: ManifestIndex, older_than_s: floa
     cutoff = time.time() - older_than_s
     referenced = index.referenced_shards()
     deleted = 0
-    candidates: list[pyarrow.fs.FileInfo] = list(storage.list(storage.path("datasets")))
+    candidates: list[pyarrow.fs.FileInfo] = [*storage.list(storage.base), *storage.list(storage.path("datasets"))]
     for folder in storage.key_folders():
         candidates += storage.list(storage.path(folder))
         candidates += storage.list(storage.path(folder, "shards"))

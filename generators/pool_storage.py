@@ -1,5 +1,5 @@
 """Storage primitives of a pool root on a pyarrow filesystem (a local folder or a URI): paths, atomic writes,
-reads, listing and deletion.
+reads, listing, deletion, and the `pool.json` marker that tells a pool's folder from any other.
 
 Local writes go to a `.tmp-` name and are renamed; object stores write whole objects, so a reader never sees half
 a file.
@@ -7,14 +7,22 @@ a file.
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
 import pyarrow.fs
 
 from generators.errors import PoolError
+from generators.pool_keys import examples
 
 TEMPORARY_PREFIX = ".tmp-"
+POOL_MARKER = "pool.json"
+POOL_FORMAT = 1
+POOL_LAYOUT = (
+    f"a pool's folder holds {POOL_MARKER}, datasets/ and one <generator>--<settings hash>--<dataset> folder per "
+    f"generator; sweeps put theirs at <storage>/synthetic_pool, or where their --pool option says"
+)
 
 
 def open_pool_root(root: str) -> tuple[str, pyarrow.fs.FileSystem, str]:
@@ -41,6 +49,7 @@ class PoolStorage:
         self.root, self.filesystem, self.base = open_pool_root(root)
         self.is_local = isinstance(self.filesystem, pyarrow.fs.LocalFileSystem)
         self._created_folders: set[str] = set()
+        self._marked = False
 
     def path(self, *parts: str) -> str:
         return "/".join([self.base, *parts])
@@ -59,6 +68,55 @@ class PoolStorage:
 
     def write(self, path: str, data: bytes) -> None:
         """Writes a whole file so that readers see either nothing or all of it."""
+        self.mark_as_pool()
+        self._write_whole(path, data)
+
+    def mark_as_pool(self) -> None:
+        """Writes the marker before this process first writes to the root, so commands can tell the folder is a
+        pool. Pools written before the marker existed get theirs here too."""
+        if self._marked:
+            return
+        marker = self.path(POOL_MARKER)
+        if not self.exists(marker):
+            # Fixed content: writers that race to mark a new pool write the same bytes.
+            description = {"format": POOL_FORMAT, "content": "synthaug-search synthetic image pool"}
+            self._write_whole(marker, json.dumps(description).encode("utf-8"))
+        self._marked = True
+
+    def check_is_pool(self) -> None:
+        """Refuses a root that holds no pool, before a command reads it. A pool is a folder with the marker, or
+        one written before the marker existed: datasets/ and key folders only."""
+        found = self.filesystem.get_file_info(self.base).type
+        if found == pyarrow.fs.FileType.NotFound:
+            raise PoolError(f"there is no synthetic pool at {self.root}: nothing exists there; {POOL_LAYOUT}")
+        if found != pyarrow.fs.FileType.Directory:
+            raise PoolError(f"{self.root} is not a synthetic pool: it is a file, not a folder; {POOL_LAYOUT}")
+        entries = [info for info in self.list(self.base) if not info.base_name.startswith(TEMPORARY_PREFIX)]
+        names = {info.base_name for info in entries}
+        if POOL_MARKER in names:
+            self._check_marker()
+            return
+        if not entries:
+            raise PoolError(f"there is no synthetic pool at {self.root}: the folder is empty; {POOL_LAYOUT}")
+        written_before_the_marker = "datasets" in names and all(
+            info.type == pyarrow.fs.FileType.Directory and (info.base_name == "datasets" or "--" in info.base_name)
+            for info in entries
+        )
+        if not written_before_the_marker:
+            raise PoolError(
+                f"{self.root} is not a synthetic pool: it has no {POOL_MARKER} and holds {examples(names)}; {POOL_LAYOUT}"
+            )
+
+    def _check_marker(self) -> None:
+        marker = self.path(POOL_MARKER)
+        try:
+            pool_format = json.loads(self.read_bytes(marker))["format"]
+        except (ValueError, KeyError, TypeError) as error:
+            raise PoolError(f"{marker} is not a readable pool marker ({error!r}); {POOL_LAYOUT}") from None
+        if pool_format != POOL_FORMAT:
+            raise PoolError(f"{self.root} is a pool of format {pool_format!r}; this code reads format {POOL_FORMAT}")
+
+    def _write_whole(self, path: str, data: bytes) -> None:
         folder, name = path.rsplit("/", 1)
         self.make_folder(folder)
         if not self.is_local:
