@@ -43,7 +43,8 @@ def open_pool_root(root: str) -> tuple[str, pyarrow.fs.FileSystem, str]:
 
 
 class PoolStorage:
-    """The files under one pool root. Holds no facts of its own, only which folders this process already made."""
+    """The files under one pool root. Holds no facts of its own, only what this process already made (folders, the
+    marker)."""
 
     def __init__(self, root: str) -> None:
         self.root, self.filesystem, self.base = open_pool_root(root)
