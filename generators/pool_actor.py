@@ -85,20 +85,13 @@ class SyntheticPoolActor:
         and `sources` maps those ids to uint8 [C, H, W] images. Missing images are generated once, then stored."""
         class_index = check_class_index(class_index)
         count = check_count(count)
-        await asyncio.to_thread(self._pool.check_request, key, trial_subset_ids, allowed_source_ids)
+        admitted = await asyncio.to_thread(self._pool.check_request, key, trial_subset_ids, allowed_source_ids)
         lock = self._locks.setdefault((key, class_index), asyncio.Lock())
         async with lock:
             missing = await asyncio.to_thread(self._missing_slots, key, class_index, count, allowed_source_ids)
             if missing:
                 await self._generate(key, class_index, missing, sources)
-        images, records = await asyncio.to_thread(
-            self._pool.read,
-            key,
-            class_index,
-            count,
-            trial_subset_ids=trial_subset_ids,
-            allowed_source_ids=allowed_source_ids,
-        )
+        images, records = await asyncio.to_thread(self._pool.read_admitted, admitted, class_index, count)
         return images, [record.to_dict() for record in records]
 
     async def make(self, key: PoolKey, class_index: int, count: int) -> int:

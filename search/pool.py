@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from generators.errors import GeneratorError  # noqa: E402
 from generators.pool import PoolError, PoolKey, SyntheticPool  # noqa: E402
 
 DEFAULT_POOL = "./ray_results/synthetic_pool"
@@ -72,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     try:
-        pool = SyntheticPool(arguments.pool)
+        pool = SyntheticPool.open_existing(arguments.pool)
         if arguments.command == "list":
             table = pool_table(pool)
             print(table.to_string(index=False) if not table.empty else f"the pool at {arguments.pool} is empty")
@@ -81,7 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             removed = pool.remove(arguments.generator, arguments.settings_hash)
             print(f"removed {removed} images of {arguments.generator}" + (f" ({arguments.settings_hash})" if arguments.settings_hash else ""))
-    except (PoolError, ValueError) as error:
+    # Every error a person can cause (a wrong path or name, an unwritable output) is one line, never a traceback.
+    except (GeneratorError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

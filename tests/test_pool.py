@@ -3,6 +3,7 @@ fit-once generators, removal, URI roots, and the leakage rules, each tried and r
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import sys
@@ -17,8 +18,9 @@ from ray import cloudpickle
 
 from generators.base import Generator, register_generator, settings_hash
 from generators.generator_actor import create_generator_actors, prepare_generator_actors
+from generators.leakage import LeakageRules
 from generators.pool import LeakageError, PoolError, PoolKey, SyntheticPool, derive_seed
-from generators.pool_actor import GeneratorAttachment, get_synthetic_pool, pool_actor_name
+from generators.pool_actor import GeneratorAttachment, SyntheticPoolActor, get_synthetic_pool, pool_actor_name
 
 SHAPE = (1, 8, 8)
 DATASET = "pooltest-8px-1ch"
@@ -468,3 +470,22 @@ def test_concurrent_thread_writers_in_one_process_keep_one_image_per_slot(pool_r
     images, records = SyntheticPool(pool_root).read(key, 0, 4, trial_subset_ids=TRAIN_IDS)
     assert len({record.shard for record in records}) == 1, "the four slots come from one winning batch"
     assert len(np.unique(images)) == 1
+
+
+def test_the_pool_actor_checks_the_leakage_rules_once_per_request(
+    pool_root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = key_for(NOISE)
+    store(SyntheticPool(pool_root), key, 0, 3)
+    checked_keys = []
+    check_request = LeakageRules.check_request
+
+    def counted_check_request(rules: LeakageRules, key: PoolKey, *arguments: object) -> object:
+        checked_keys.append(key)
+        return check_request(rules, key, *arguments)
+
+    monkeypatch.setattr(LeakageRules, "check_request", counted_check_request)
+    # The actor class itself, in this process, so the counting rules are the ones it uses.
+    images, records = asyncio.run(SyntheticPoolActor(pool_root).request(key, 0, 3, TRAIN_IDS))
+    assert images.shape == (3, *SHAPE) and len(records) == 3
+    assert checked_keys == [key]
