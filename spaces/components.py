@@ -93,7 +93,8 @@ class AugmentationSettings(ComponentSettings):
 
 class GeneratorRegistry(Registry):
     def register(self, name: str, *, settings: type | None = None):  # type: ignore[override]
-        if settings is None or not issubclass(settings, GeneratorSettings) or settings.generator:
+        # The name is stamped on the settings model, which names its images' hash; one model serves one generator.
+        if settings is None or not issubclass(settings, GeneratorSettings) or settings.generator not in ("", name):
             raise ValueError(f"generator {name!r} needs a GeneratorSettings subclass of its own, got {settings!r}")
         settings.generator = name
         return super().register(name, settings=settings)

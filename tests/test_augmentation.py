@@ -1,4 +1,4 @@
-"""Tests of the augmentation policies: every policy on grayscale and RGB, per-sample randomness, errors."""
+"""Tests of the augmentation policies: every policy on grayscale and RGB, per-sample randomness, settings errors."""
 
 from __future__ import annotations
 
@@ -6,21 +6,12 @@ import math
 
 import pytest
 import torch
+from torchvision.transforms import v2
 
-from trainables.augmentation import (
-    AugmentationError,
-    ImageTransform,
-    ParameterSpec,
-    augment_batch,
-    augmentation_parameters,
-    create_augmentation,
-    list_augmentation_policies,
-    register_augmentation,
-    registry,
-    resolve_augmentation_parameters,
-)
-from trainables.augmentation.custom import CUSTOM_OPERATIONS
-from trainables.errors import TrainableInputError
+from generators.augmentation import augment_batch, create_augmentation
+from generators.augmentation.custom import CUSTOM_OPERATIONS, CustomSettings
+from generators.augmentation.standard import RandAugmentSettings
+from spaces import AUGMENTATION_POLICIES, AugmentationSettings, ConfigError, TrialConfig
 
 BUILT_IN_POLICIES = ["autoaugment", "custom", "hflip", "none", "randaugment", "trivialaugment"]
 OPERATIONS_WITH_MAGNITUDE = [
@@ -45,11 +36,20 @@ def structured_images(batch_size: int, channels: int, size: int) -> torch.Tensor
 
 
 def strongest_custom_parameters() -> dict[str, float]:
-    return {name: 1.0 for name in augmentation_parameters("custom")}
+    return {name: 1.0 for name in CustomSettings.model_fields if name != "policy"}
+
+
+def policy(name: str, **settings: object) -> AugmentationSettings:
+    """A policy's settings as a trial configuration validates them (the one place they are validated)."""
+    return TrialConfig.from_mapping({"augmentation": {"policy": name, **settings}}).augmentation
+
+
+def transform(name: str, **settings: object):
+    return create_augmentation(policy(name, **settings))
 
 
 def test_built_in_policies_are_registered() -> None:
-    assert set(BUILT_IN_POLICIES) <= set(list_augmentation_policies())
+    assert set(BUILT_IN_POLICIES) <= set(AUGMENTATION_POLICIES.names())
 
 
 @pytest.mark.parametrize(
@@ -70,21 +70,20 @@ def test_every_policy_keeps_dtype_and_shape(
 ) -> None:
     torch.manual_seed(0)
     images = textured_images(32, channels, size)
-    transform = create_augmentation(policy, **params)
-    augmented = augment_batch(transform, images)
+    augmented = augment_batch(transform(policy, **params), images)
     assert augmented.dtype == torch.uint8
     assert augmented.shape == images.shape
 
 
 def test_none_returns_the_batch_unchanged() -> None:
     images = textured_images(4, 1, 28)
-    assert create_augmentation("none") is None
+    assert transform("none") is None
     assert augment_batch(None, images) is images
 
 
 def test_hflip_with_probability_one_equals_torch_flip() -> None:
     images = textured_images(8, 3, 28)
-    augmented = augment_batch(create_augmentation("hflip", probability=1.0), images)
+    augmented = augment_batch(transform("hflip", probability=1.0), images)
     assert torch.equal(augmented, torch.flip(images, dims=[-1]))
 
 
@@ -92,7 +91,7 @@ def test_augment_batch_draws_randomness_per_image() -> None:
     image = textured_images(1, 1, 28)
     images = image.expand(64, 1, 28, 28).clone()
     torch.manual_seed(0)
-    augmented = augment_batch(create_augmentation("hflip", probability=0.5), images)
+    augmented = augment_batch(transform("hflip", probability=0.5), images)
     flipped = [torch.equal(one, torch.flip(image[0], dims=[-1])) for one in augmented]
     unchanged = [torch.equal(one, image[0]) for one in augmented]
     assert all(was_flipped or was_unchanged for was_flipped, was_unchanged in zip(flipped, unchanged))
@@ -111,27 +110,27 @@ def test_augment_batch_is_reproducible_under_the_same_torch_seed(
     policy: str, params: dict[str, float]
 ) -> None:
     images = textured_images(16, 1, 28)
-    transform = create_augmentation(policy, **params)
+    made = transform(policy, **params)
     torch.manual_seed(123)
-    first = augment_batch(transform, images)
+    first = augment_batch(made, images)
     torch.manual_seed(123)
-    second = augment_batch(transform, images)
+    second = augment_batch(made, images)
     torch.manual_seed(456)
-    other_seed = augment_batch(transform, images)
+    other_seed = augment_batch(made, images)
     assert torch.equal(first, second)
     assert not torch.equal(first, other_seed)
 
 
 def test_custom_without_parameters_is_identity() -> None:
     images = textured_images(8, 3, 28)
-    assert torch.equal(augment_batch(create_augmentation("custom"), images), images)
+    assert torch.equal(augment_batch(transform("custom"), images), images)
 
 
 def test_custom_with_all_probabilities_zero_is_identity_even_at_full_magnitude() -> None:
-    params = {name: 1.0 for name in augmentation_parameters("custom") if name.endswith("_magnitude")}
-    params |= {name: 0.0 for name in augmentation_parameters("custom") if name.endswith("_probability")}
+    params = {name: 1.0 for name in CustomSettings.model_fields if name.endswith("_magnitude")}
+    params |= {name: 0.0 for name in CustomSettings.model_fields if name.endswith("_probability")}
     images = textured_images(8, 1, 28)
-    assert torch.equal(augment_batch(create_augmentation("custom", **params), images), images)
+    assert torch.equal(augment_batch(transform("custom", **params), images), images)
 
 
 @pytest.mark.parametrize("operation", OPERATIONS_WITH_MAGNITUDE + FLIPS)
@@ -142,7 +141,7 @@ def test_each_custom_operation_changes_a_textured_image(operation: str, channels
         params[f"{operation}_magnitude"] = 1.0
     images = textured_images(16, channels, 28)
     torch.manual_seed(0)
-    augmented = augment_batch(create_augmentation("custom", **params), images)
+    augmented = augment_batch(transform("custom", **params), images)
     changed = [not torch.equal(before, after) for before, after in zip(images, augmented)]
     # Random amounts near zero (a shift that rounds to 0 px, a blur sigma of 0.1) can leave an image
     # as it was, so ask for most images changed, not all.
@@ -152,15 +151,14 @@ def test_each_custom_operation_changes_a_textured_image(operation: str, channels
 @pytest.mark.parametrize("operation", OPERATIONS_WITH_MAGNITUDE)
 def test_each_custom_operation_at_magnitude_zero_is_identity(operation: str) -> None:
     params = {f"{operation}_probability": 1.0, f"{operation}_magnitude": 0.0}
-    transform = create_augmentation("custom", **params)
     images = textured_images(8, 1, 28)
-    assert torch.equal(augment_batch(transform, images), images)
+    assert torch.equal(augment_batch(transform("custom", **params), images), images)
 
 
 def test_custom_flips_with_probability_one_flip_every_image() -> None:
     images = textured_images(4, 3, 28)
-    horizontal = augment_batch(create_augmentation("custom", horizontal_flip_probability=1.0), images)
-    vertical = augment_batch(create_augmentation("custom", vertical_flip_probability=1.0), images)
+    horizontal = augment_batch(transform("custom", horizontal_flip_probability=1.0), images)
+    vertical = augment_batch(transform("custom", vertical_flip_probability=1.0), images)
     assert torch.equal(horizontal, torch.flip(images, dims=[-1]))
     assert torch.equal(vertical, torch.flip(images, dims=[-2]))
 
@@ -170,8 +168,8 @@ def test_custom_magnitude_scales_the_change() -> None:
 
     def mean_change(magnitude: float) -> float:
         torch.manual_seed(0)
-        transform = create_augmentation("custom", rotation_probability=1.0, rotation_magnitude=magnitude)
-        return (augment_batch(transform, images).float() - images.float()).abs().mean().item()
+        rotation = transform("custom", rotation_probability=1.0, rotation_magnitude=magnitude)
+        return (augment_batch(rotation, images).float() - images.float()).abs().mean().item()
 
     assert mean_change(0.1) < mean_change(1.0)
 
@@ -181,149 +179,92 @@ def test_randaugment_magnitude_thirty_changes_images_more_than_zero() -> None:
 
     def mean_change(magnitude: int) -> float:
         torch.manual_seed(0)
-        transform = create_augmentation("randaugment", num_ops=2, magnitude=magnitude)
-        return (augment_batch(transform, images).float() - images.float()).abs().mean().item()
+        randaugment = transform("randaugment", num_ops=2, magnitude=magnitude)
+        return (augment_batch(randaugment, images).float() - images.float()).abs().mean().item()
 
     assert mean_change(0) < mean_change(30)
 
 
-def test_parameters_are_introspectable_with_kind_default_and_range() -> None:
-    randaugment = augmentation_parameters("randaugment")
-    num_ops = randaugment["num_ops"]
-    assert (num_ops.kind, num_ops.default, num_ops.low, num_ops.high) == ("int", 2, 1, 5)
-    assert (randaugment["magnitude"].kind, randaugment["magnitude"].default) == ("int", 9)
-    assert (randaugment["magnitude"].low, randaugment["magnitude"].high) == (0, 30)
-    assert augmentation_parameters("hflip")["probability"].default == 0.5
-    assert augmentation_parameters("autoaugment") == {}
+def test_settings_are_introspectable_with_type_default_and_range() -> None:
+    schema = RandAugmentSettings.model_json_schema()["properties"]
+    assert {key: schema["num_ops"][key] for key in ("type", "default", "minimum", "maximum")} == {
+        "type": "integer", "default": 2, "minimum": 1, "maximum": 5,
+    }
+    assert {key: schema["magnitude"][key] for key in ("default", "minimum", "maximum")} == {"default": 9, "minimum": 0, "maximum": 30}
+    assert policy("hflip").probability == 0.5
+    assert set(AUGMENTATION_POLICIES.entry("autoaugment").settings.model_fields) == {"policy"}
 
 
 def test_custom_declares_a_probability_per_operation_and_a_magnitude_per_non_flip() -> None:
-    parameters = augmentation_parameters("custom")
+    schema = CustomSettings.model_json_schema()["properties"]
     expected = {f"{operation}_probability" for operation in OPERATIONS_WITH_MAGNITUDE + FLIPS}
     expected |= {f"{operation}_magnitude" for operation in OPERATIONS_WITH_MAGNITUDE}
-    assert set(parameters) == expected
+    assert set(schema) - {"policy"} == expected
     assert set(CUSTOM_OPERATIONS) == set(OPERATIONS_WITH_MAGNITUDE + FLIPS)
-    for spec in parameters.values():
-        assert (spec.kind, spec.low, spec.high) == ("float", 0.0, 1.0)
-        assert spec.default == (0.0 if spec.name.endswith("_probability") else 0.5)
+    for name in expected:
+        assert (schema[name]["type"], schema[name]["minimum"], schema[name]["maximum"]) == ("number", 0.0, 1.0)
+        assert schema[name]["default"] == (0.0 if name.endswith("_probability") else 0.5)
 
 
-def test_resolve_fills_defaults_and_accepts_integral_floats_for_ints() -> None:
-    resolved = resolve_augmentation_parameters("randaugment", magnitude=12.0)
-    assert resolved == {"num_ops": 2, "magnitude": 12}
-    assert isinstance(resolved["magnitude"], int)
-    assert isinstance(resolve_augmentation_parameters("hflip", probability=1)["probability"], float)
+def test_settings_accept_integral_floats_for_ints_from_samplers() -> None:
+    settings = policy("randaugment", magnitude=12.0)
+    assert (settings.num_ops, settings.magnitude) == (2, 12) and isinstance(settings.magnitude, int)
+    assert isinstance(policy("hflip", probability=1).probability, float)
 
 
-def test_unknown_policy_error_lists_the_registered_policies() -> None:
+def test_unknown_policy_names_the_field_and_the_registered_policies() -> None:
     with pytest.raises(
-        AugmentationError,
-        match=r"unknown augmentation policy 'randaugmnt'; registered policies: "
+        ConfigError,
+        match=r"augmentation.policy: 'randaugmnt' is not allowed; unknown augmentation policy; registered: "
         r"autoaugment, custom, hflip, none, randaugment, trivialaugment; did you mean 'randaugment'",
     ):
-        create_augmentation("randaugmnt")
-    with pytest.raises(AugmentationError, match="unknown augmentation policy 'mixup'"):
-        augmentation_parameters("mixup")
+        policy("randaugmnt")
 
 
-def test_augmentation_error_is_a_trainable_input_error() -> None:
-    with pytest.raises(TrainableInputError):
-        create_augmentation("mixup")
-
-
-def test_unknown_parameter_error_lists_the_allowed_parameters() -> None:
+def test_unknown_setting_names_the_field_and_the_allowed_settings() -> None:
     with pytest.raises(
-        AugmentationError,
-        match=r"policy 'randaugment' has no parameter 'num_op' \(given 3\); "
-        r"allowed parameters: num_ops \(int in \[1, 5\]\), magnitude \(int in \[0, 30\]\); did you mean 'num_ops'",
+        ConfigError, match=r"augmentation.num_op: 3 is not allowed; unknown setting; allowed: policy, num_ops, magnitude; "
+        r"did you mean 'num_ops'",
     ):
-        create_augmentation("randaugment", num_op=3)
-    with pytest.raises(AugmentationError, match="policy 'autoaugment' has no parameter 'magnitude'.*no parameters"):
-        create_augmentation("autoaugment", magnitude=9)
+        policy("randaugment", num_op=3)
+    with pytest.raises(ConfigError, match=r"augmentation.magnitude: 9 is not allowed; unknown setting; allowed: policy$"):
+        policy("autoaugment", magnitude=9)
 
 
 @pytest.mark.parametrize(
-    ("policy", "params", "message"),
+    ("name", "settings", "message"),
     [
-        (
-            "randaugment", {"magnitude": 31},
-            r"'randaugment' parameter 'magnitude' = 31 is out of range; allowed: int in \[0, 30\]",
-        ),
-        (
-            "randaugment", {"num_ops": 0},
-            r"parameter 'num_ops' = 0 is out of range; allowed: int in \[1, 5\]",
-        ),
-        (
-            "hflip", {"probability": 1.5},
-            r"'hflip' parameter 'probability' = 1.5 is out of range; allowed: float in \[0.0, 1.0\]",
-        ),
-        (
-            "custom", {"rotation_magnitude": -0.1},
-            r"'rotation_magnitude' = -0.1 is out of range; allowed: float in \[0.0, 1.0\]",
-        ),
-        (
-            "custom", {"shear_probability": math.nan},
-            r"parameter 'shear_probability' = nan is out of range",
-        ),
-        (
-            "randaugment", {"magnitude": 9.5},
-            r"parameter 'magnitude' = 9.5 is not an integer; allowed: int in \[0, 30\]",
-        ),
-        (
-            "randaugment", {"magnitude": "high"},
-            r"'magnitude' = 'high' \(str\) is not a number; allowed: int in \[0, 30\]",
-        ),
-        (
-            "hflip", {"probability": True},
-            r"parameter 'probability' = True \(bool\) is not a number",
-        ),
+        ("randaugment", {"magnitude": 31}, r"augmentation.magnitude: 31 is not allowed; .*less than or equal to 30"),
+        ("randaugment", {"num_ops": 0}, r"augmentation.num_ops: 0 is not allowed; .*greater than or equal to 1"),
+        ("hflip", {"probability": 1.5}, r"augmentation.probability: 1.5 .*less than or equal to 1"),
+        ("custom", {"rotation_magnitude": -0.1}, r"augmentation.rotation_magnitude: -0.1 .*greater than or equal to 0"),
+        ("custom", {"shear_probability": math.nan}, r"augmentation.shear_probability: nan .*finite number"),
+        ("randaugment", {"magnitude": 9.5}, r"augmentation.magnitude: 9.5 .*valid integer"),
+        ("randaugment", {"magnitude": "high"}, r"augmentation.magnitude: 'high' .*valid integer"),
     ],
 )
-def test_invalid_parameter_values_name_the_value_and_the_allowed_range(
-    policy: str, params: dict[str, object], message: str
-) -> None:
-    with pytest.raises(AugmentationError, match=message):
-        create_augmentation(policy, **params)
-
-
-@pytest.mark.parametrize(
-    ("images", "message"),
-    [
-        (torch.zeros(1, 28, 28, dtype=torch.uint8), r"uint8 \[B, C, H, W\]; got torch.uint8 with shape \(1, 28, 28\)"),
-        (torch.zeros(2, 1, 28, 28), r"uint8 \[B, C, H, W\]; got torch.float32"),
-    ],
-)
-def test_augment_batch_rejects_images_that_are_not_uint8_batches(images: torch.Tensor, message: str) -> None:
-    with pytest.raises(AugmentationError, match=message):
-        augment_batch(create_augmentation("hflip"), images)
-
-
-def test_augment_batch_rejects_a_transform_that_changes_the_shape() -> None:
-    with pytest.raises(AugmentationError, match="must keep each image's shape and dtype"):
-        augment_batch(lambda image: image[:, :10, :10], textured_images(2, 1, 28))
+def test_invalid_setting_values_name_the_field_the_value_and_the_allowed_range(name: str, settings: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        policy(name, **settings)
 
 
 def test_a_registered_policy_is_usable_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A copy of the registry, restored after the test, so the test policy does not leak into others.
-    monkeypatch.setattr(registry, "_POLICIES", dict(registry._POLICIES))
+    class InvertSettings(AugmentationSettings):
+        strength: int = 1
 
-    @register_augmentation("invert", parameters=[ParameterSpec("strength", "int", 1, 0, 1, "1 inverts")])
-    def invert(strength: int) -> ImageTransform:
-        return lambda image: 255 - image if strength else image
+    # A copy of the registry, restored after the test, so the test policy does not leak into others.
+    monkeypatch.setattr(AUGMENTATION_POLICIES, "_entries", dict(AUGMENTATION_POLICIES._entries))
+
+    @AUGMENTATION_POLICIES.register("invert", settings=InvertSettings)
+    def invert(settings: InvertSettings) -> v2.Transform:
+        return v2.Lambda(lambda image: 255 - image if settings.strength else image)
 
     images = textured_images(2, 1, 28)
-    assert "invert" in list_augmentation_policies()
-    assert torch.equal(augment_batch(create_augmentation("invert"), images), 255 - images)
-    assert torch.equal(augment_batch(create_augmentation("invert", strength=0), images), images)
-    with pytest.raises(AugmentationError, match=r"'strength' = 2 is out of range; allowed: int in \[0, 1\]"):
-        create_augmentation("invert", strength=2)
+    assert "invert" in AUGMENTATION_POLICIES.names()
+    assert torch.equal(augment_batch(transform("invert"), images), 255 - images)
+    assert torch.equal(augment_batch(transform("invert", strength=0), images), images)
 
 
 def test_registering_a_taken_name_fails() -> None:
     with pytest.raises(ValueError, match="augmentation policy 'hflip' is already registered"):
-        register_augmentation("hflip")
-
-
-def test_a_parameter_default_outside_its_range_is_rejected() -> None:
-    with pytest.raises(ValueError, match=r"parameter 'strength': default 2 lies outside \[0, 1\]"):
-        ParameterSpec("strength", "int", 2, 0, 1, "")
+        AUGMENTATION_POLICIES.register("hflip", settings=AugmentationSettings)(lambda settings: None)

@@ -12,16 +12,14 @@ import torch
 
 from generators import (
     DDPMGenerator,
+    DDPMSettings,
     Generator,
     GeneratorError,
+    OversampleSettings,
     create_generator,
-    fit_settings_hash,
     generator_class,
-    generator_setting_specs,
-    list_generators,
-    resolve_generator_settings,
-    settings_hash,
 )
+from spaces import GENERATORS, ConfigError, GeneratorSettings, SyntheticConfig, TrialConfig, setting
 
 TINY_SIZE = 16
 TINY_DDPM_SETTINGS = {
@@ -46,10 +44,14 @@ def _two_class_images(count_per_class: int = 12) -> tuple[np.ndarray, np.ndarray
     return images, labels
 
 
+def generator_settings(name: str, **values: object) -> GeneratorSettings:
+    """Settings as a trial configuration validates them (the one place they are validated)."""
+    return SyntheticConfig.model_validate({"generator": name, "settings": values}).settings
+
+
 def _tiny_ddpm(**overrides: object) -> DDPMGenerator:
-    generator = create_generator(
-        "ddpm", settings=TINY_DDPM_SETTINGS | overrides, num_classes=2, channels=1, image_size=TINY_SIZE
-    )
+    settings = generator_settings("ddpm", **TINY_DDPM_SETTINGS | overrides)
+    generator = create_generator(settings, num_classes=2, channels=1, image_size=TINY_SIZE)
     assert isinstance(generator, DDPMGenerator)
     return generator
 
@@ -68,68 +70,87 @@ def fitted_ddpm() -> DDPMGenerator:
 
 
 def test_registry_lists_the_built_in_generators() -> None:
-    assert {"ddpm", "oversample"} <= set(list_generators())
+    assert {"ddpm", "oversample"} <= set(GENERATORS.names())
     assert generator_class("ddpm").needs_fit and not generator_class("ddpm").image_to_image
     assert generator_class("oversample").image_to_image and not generator_class("oversample").needs_fit
+    assert GENERATORS.entry("ddpm").settings is DDPMSettings and GENERATORS.entry("oversample").settings is OversampleSettings
 
 
-def test_unknown_generator_names_the_registered_ones() -> None:
-    with pytest.raises(GeneratorError, match=r"unknown generator 'dpm'.*ddpm, oversample.*did you mean 'ddpm'"):
-        create_generator("dpm", settings=None, num_classes=2, channels=1, image_size=16)
+def test_unknown_generator_names_the_field_and_the_registered_ones() -> None:
+    with pytest.raises(
+        ConfigError, match=r"synthetic.generator: 'dpm' is not allowed; unknown generator; registered: ddpm, oversample; did you mean 'ddpm'"
+    ):
+        _validated({"generator": "dpm"})
 
 
-def test_settings_resolve_to_defaults_and_coerce_integral_floats() -> None:
-    specs = generator_setting_specs("ddpm")
-    assert "image_size" not in specs
-    resolved = resolve_generator_settings("ddpm", {"layers_per_block": 2.0, "guidance_scale": 3})
-    assert resolved["layers_per_block"] == 2 and isinstance(resolved["layers_per_block"], int)
-    assert resolved["guidance_scale"] == 3.0 and isinstance(resolved["guidance_scale"], float)
-    assert resolved["sampling_steps"] == specs["sampling_steps"].default
-    assert resolved["block_out_channels"] == list(specs["block_out_channels"].default)
+def _validated(synthetic: dict) -> SyntheticConfig:
+    return TrialConfig.from_mapping({"synthetic": synthetic}).synthetic
+
+
+def test_settings_fill_defaults_and_take_integral_floats_from_samplers() -> None:
+    settings = generator_settings("ddpm", layers_per_block=2.0, guidance_scale=3)
+    assert settings.layers_per_block == 2 and isinstance(settings.layers_per_block, int)
+    assert settings.guidance_scale == 3.0 and isinstance(settings.guidance_scale, float)
+    assert settings.sampling_steps == DDPMSettings.model_fields["sampling_steps"].default
+    assert settings.block_out_channels == (16, 32, 64)
 
 
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"layer_per_block": 2}, r"no setting 'layer_per_block'.*did you mean 'layers_per_block'"),
-        ({"layers_per_block": 2.5}, r"'layers_per_block' = 2.5 is not an integer; allowed: int in \[1, 4\]"),
-        ({"layers_per_block": 9}, r"'layers_per_block' = 9 is not allowed; allowed: int in \[1, 4\]"),
-        ({"guidance_scale": "high"}, r"'guidance_scale' = 'high' \(str\) is not a number; allowed: float in \[0, 20\]"),
-        ({"class_dropout": math.nan}, r"'class_dropout' = nan is not finite"),
-        ({"block_out_channels": [12, 24]}, r"'block_out_channels' = \[12, 24\] is not allowed;.*multiple of 8"),
-        ({"block_out_channels": 32}, r"'block_out_channels' = 32 is not a non-empty list"),
-        ({"sampling_steps": 100, "num_train_timesteps": 50}, r"'sampling_steps' = 100 .* num_train_timesteps = 50"),
-        ({"beta_schedule": "cosine"}, r"'beta_schedule' = 'cosine' is not allowed; allowed: one of 'linear', .*'squaredcos_cap_v2'"),
-        ({"prediction_type": "sample"}, r"'prediction_type' = 'sample' is not allowed; allowed: one of 'epsilon', 'v_prediction'"),
+        ({"layer_per_block": 2}, r"synthetic.settings.layer_per_block: 2 .*unknown setting.*did you mean 'layers_per_block'"),
+        ({"layers_per_block": 2.5}, r"synthetic.settings.layers_per_block: 2.5 .*valid integer"),
+        ({"layers_per_block": 9}, r"synthetic.settings.layers_per_block: 9 .*less than or equal to 4"),
+        ({"guidance_scale": "high"}, r"synthetic.settings.guidance_scale: 'high' .*valid number"),
+        ({"class_dropout": math.nan}, r"synthetic.settings.class_dropout: nan .*finite number"),
+        ({"block_out_channels": [12, 24]}, r"synthetic.settings.block_out_channels.0: 12 .*multiple of 8"),
+        ({"block_out_channels": 32}, r"synthetic.settings.block_out_channels: 32 .*valid tuple"),
+        ({"sampling_steps": 100, "num_train_timesteps": 50}, r"synthetic.settings: .*sampling_steps = 100 is more than num_train_timesteps = 50"),
+        ({"beta_schedule": "cosine"}, r"synthetic.settings.beta_schedule: 'cosine' .*'linear', 'scaled_linear' or 'squaredcos_cap_v2'"),
+        ({"prediction_type": "sample"}, r"synthetic.settings.prediction_type: 'sample' .*'epsilon' or 'v_prediction'"),
     ],
 )
 def test_bad_ddpm_settings_name_the_setting_value_and_what_is_allowed(settings: dict, message: str) -> None:
-    with pytest.raises(GeneratorError, match=message) as raised:
-        resolve_generator_settings("ddpm", settings)
-    assert "generator 'ddpm'" in str(raised.value)
+    with pytest.raises(ConfigError, match=message):
+        _validated({"generator": "ddpm", "settings": settings})
 
 
 def test_settings_hash_ignores_key_order_and_operational_settings() -> None:
-    forward = {"guidance_scale": 3, "layers_per_block": 2}
-    backward = {"layers_per_block": 2.0, "guidance_scale": 3.0}
-    assert settings_hash("ddpm", forward) == settings_hash("ddpm", backward)
-    assert len(settings_hash("ddpm", forward)) == 12
-    assert settings_hash("ddpm", forward) != settings_hash("ddpm", forward | {"guidance_scale": 4})
-    assert settings_hash("ddpm", forward) == settings_hash("ddpm", forward | {"sampling_batch_size": 7})
+    forward = generator_settings("ddpm", guidance_scale=3, layers_per_block=2)
+    backward = generator_settings("ddpm", layers_per_block=2.0, guidance_scale=3.0)
+    assert forward.settings_hash == backward.settings_hash and len(forward.settings_hash) == 12
+    assert forward.settings_hash != generator_settings("ddpm", guidance_scale=4, layers_per_block=2).settings_hash
+    assert forward.settings_hash == generator_settings("ddpm", guidance_scale=3, layers_per_block=2, sampling_batch_size=7).settings_hash
     # Explicit defaults name the same images as omitted ones.
-    assert settings_hash("ddpm", None) == settings_hash("ddpm", {"sampling_steps": 25})
+    assert generator_settings("ddpm").settings_hash == generator_settings("ddpm", sampling_steps=25).settings_hash
 
 
 def test_fit_settings_hash_is_shared_across_sampling_settings() -> None:
-    assert fit_settings_hash("ddpm", {"guidance_scale": 1.0}) == fit_settings_hash("ddpm", {"sampling_steps": 5})
-    assert fit_settings_hash("ddpm", None) != fit_settings_hash("ddpm", {"training_steps": 7})
+    assert generator_settings("ddpm", guidance_scale=1.0).fit_settings_hash == generator_settings("ddpm", sampling_steps=5).fit_settings_hash
+    assert generator_settings("ddpm").fit_settings_hash != generator_settings("ddpm", training_steps=7).fit_settings_hash
 
 
-def test_settings_hash_is_the_sha256_of_canonical_json() -> None:
+def test_settings_hash_is_the_sha256_of_canonical_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    class HashedSettings(GeneratorSettings):
+        strength: float = setting(0.5)
+        widths: tuple[int, ...] = setting((8, 16), affects="fit")
+        batch_size: int = setting(4, affects="nothing")
+
+    monkeypatch.setattr(GENERATORS, "_entries", dict(GENERATORS._entries))
+    GENERATORS.register("hash_test", settings=HashedSettings)(object)
     # Fixed text, not Python's per-process hash(): a changed hash would orphan every image a pool already stored.
-    canonical = b'{"generator":"oversample","settings":{"rotation_magnitude":0.25,"rotation_probability":0.5}}'
-    settings = {"rotation_probability": 0.5, "rotation_magnitude": 0.25}
-    assert settings_hash("oversample", settings) == hashlib.sha256(canonical).hexdigest()[:12]
+    canonical = b'{"generator":"hash_test","settings":{"strength":0.25,"widths":[8,16]}}'
+    assert HashedSettings(strength=0.25).settings_hash == hashlib.sha256(canonical).hexdigest()[:12]
+    assert HashedSettings(strength=0.25, batch_size=9).settings_hash == HashedSettings(strength=0.25).settings_hash
+    fit_only = b'{"generator":"hash_test","settings":{"widths":[8,16]}}'
+    assert HashedSettings(strength=0.25).fit_settings_hash == hashlib.sha256(fit_only).hexdigest()[:12]
+
+
+def test_a_generator_registers_once_with_a_settings_model_of_its_own() -> None:
+    with pytest.raises(ValueError, match="generator 'ddpm' is already registered"):
+        GENERATORS.register("ddpm", settings=type("Other", (GeneratorSettings,), {}))(object)
+    with pytest.raises(ValueError, match="needs a GeneratorSettings subclass of its own"):
+        GENERATORS.register("ddpm_again", settings=DDPMSettings)(object)
 
 
 # --- ddpm ---------------------------------------------------------------------------------------------------
@@ -176,7 +197,7 @@ def test_ddpm_other_schedules_and_targets_fit_and_keep_class_conditioning(
     dark, bright = generator.generate(0, [1, 2, 3, 4]), generator.generate(1, [1, 2, 3, 4])
     assert dark.astype(float).mean() < bright.astype(float).mean()
     # The schedule and target are part of the fit: a model of the defaults is not loaded as this one.
-    assert fit_settings_hash("ddpm", generator.settings) != fit_settings_hash("ddpm", fitted_ddpm.settings)
+    assert generator.settings.fit_settings_hash != fitted_ddpm.settings.fit_settings_hash
     generator.save(tmp_path / "model")
     restored = _tiny_ddpm(beta_schedule=beta_schedule, prediction_type=prediction_type)
     restored.load(tmp_path / "model")
@@ -232,19 +253,16 @@ def test_ddpm_load_names_a_missing_or_corrupt_directory(fitted_ddpm: DDPMGenerat
         _tiny_ddpm().load(tmp_path / "model")
 
 
-def test_ddpm_refuses_sources_and_generating_before_fit(fitted_ddpm: DDPMGenerator) -> None:
-    sources = np.zeros((1, 1, TINY_SIZE, TINY_SIZE), np.uint8)
-    with pytest.raises(GeneratorError, match="takes no source images"):
-        fitted_ddpm.generate(0, [1], sources)
+def test_ddpm_refuses_generating_before_fit() -> None:
     with pytest.raises(GeneratorError, match="not fitted"):
         _tiny_ddpm().generate(0, [1])
-    with pytest.raises(GeneratorError, match=r"class_index = 2 .* \[0, 1\]"):
-        fitted_ddpm.generate(2, [1])
 
 
 def test_ddpm_rejects_an_image_size_its_levels_cannot_halve() -> None:
-    with pytest.raises(GeneratorError, match=r"'block_out_channels' = \[8, 16, 32\].*image_size 18"):
-        create_generator("ddpm", settings={"block_out_channels": [8, 16, 32]}, num_classes=2, channels=1, image_size=18)
+    settings = generator_settings("ddpm", block_out_channels=[8, 16, 32])
+    with pytest.raises(GeneratorError, match=r"'block_out_channels' = \[8, 16, 32\].*image_size 18 .*at most 2 levels"):
+        DDPMGenerator.check_data_shape(settings, channels=1, image_size=18)
+    DDPMGenerator.check_data_shape(settings, channels=1, image_size=16)
 
 
 def test_ddpm_refuses_a_class_the_fit_never_saw() -> None:
@@ -256,60 +274,28 @@ def test_ddpm_refuses_a_class_the_fit_never_saw() -> None:
         generator.generate(1, [1])
 
 
-def test_ddpm_fit_rejects_labels_outside_the_classes() -> None:
-    images, labels = _two_class_images(2)
-    with pytest.raises(GeneratorError, match=r"labels range over \[0, 2\]; allowed: \[0, 1\]"):
-        _tiny_ddpm().fit(images, labels * 2, seed=0)
-
-
 # --- oversample -----------------------------------------------------------------------------------------------
-
-
-def _noisy_augment(image: torch.Tensor) -> torch.Tensor:
-    """A random augmentation drawing from torch's global RNG, as the trainables' augmentations do."""
-    noise = torch.randint(-40, 41, image.shape)
-    return (image.to(torch.int16) + noise).clamp(0, 255).to(torch.uint8)
 
 
 def _sources(count: int, channels: int = 3) -> np.ndarray:
     return np.random.default_rng(1).integers(0, 256, size=(count, channels, 8, 8), dtype=np.uint8)
 
 
-def _oversample(augment: object = _noisy_augment) -> Generator:
-    return create_generator(
-        "oversample",
-        settings={"rotation_probability": 0.5, "rotation_magnitude": 0.2},
-        num_classes=3,
-        channels=3,
-        image_size=8,
-        augment=augment,
-    )
+def _oversample(**settings: object) -> Generator:
+    settings = settings or {"rotation_probability": 0.5, "rotation_magnitude": 0.2, "gaussian_noise_probability": 1.0}
+    return create_generator(generator_settings("oversample", **settings), num_classes=3, channels=3, image_size=8)
 
 
-def test_oversample_needs_an_augment_callable() -> None:
-    with pytest.raises(GeneratorError, match="oversample' needs an augment callable"):
-        create_generator("oversample", settings=None, num_classes=3, channels=3, image_size=8)
-    with pytest.raises(GeneratorError, match="takes no dependency 'augment'"):
-        create_generator("ddpm", settings=None, num_classes=3, channels=1, image_size=8, augment=_noisy_augment)
-
-
-def test_oversample_accepts_only_augmentation_parameters_as_settings() -> None:
-    assert resolve_generator_settings("oversample", None) == {}
-    assert settings_hash("oversample", {"rotation_probability": 0.5}) != settings_hash(
-        "oversample", {"rotation_probability": 0.6}
-    )
-    with pytest.raises(GeneratorError, match=r"no setting 'rotation'.*'<operation>_probability'"):
-        resolve_generator_settings("oversample", {"rotation": 0.5})
-    with pytest.raises(GeneratorError, match=r"'shear_magnitude' = 2 is not allowed; allowed: float in \[0, 1\]"):
-        resolve_generator_settings("oversample", {"shear_magnitude": 2})
-
-
-def test_oversample_needs_matching_sources() -> None:
-    generator = _oversample()
-    with pytest.raises(GeneratorError, match="makes each image from a source image"):
-        generator.generate(0, [1, 2])
-    with pytest.raises(GeneratorError, match=r"sources must be a uint8 array shaped \[2, 3, 8, 8\]"):
-        generator.generate(0, [1, 2], _sources(3))
+def test_oversample_takes_the_custom_policys_settings() -> None:
+    custom_fields = set(type(SyntheticConfig.model_validate({"generator": "oversample"}).settings).model_fields)
+    assert "rotation_probability" in custom_fields and "gaussian_noise_magnitude" in custom_fields
+    assert generator_settings("oversample", rotation_probability=0.5).settings_hash != generator_settings(
+        "oversample", rotation_probability=0.6
+    ).settings_hash
+    with pytest.raises(ConfigError, match=r"synthetic.settings.rotation: 0.5 .*unknown setting.*rotation_probability"):
+        _validated({"generator": "oversample", "settings": {"rotation": 0.5}})
+    with pytest.raises(ConfigError, match=r"synthetic.settings.shear_magnitude: 2 .*less than or equal to 1"):
+        _validated({"generator": "oversample", "settings": {"shear_magnitude": 2}})
 
 
 def test_oversample_image_depends_only_on_its_source_and_seed() -> None:
@@ -333,11 +319,6 @@ def test_oversample_leaves_the_global_rng_and_the_sources_alone() -> None:
     assert torch.equal(torch.random.get_rng_state(), state)
 
 
-def test_oversample_with_identity_augment_returns_the_sources() -> None:
+def test_oversample_without_operations_returns_the_sources() -> None:
     sources = _sources(4)
-    np.testing.assert_array_equal(_oversample(lambda image: image).generate(2, [1, 2, 3, 4], sources), sources)
-
-
-def test_oversample_rejects_an_augment_that_changes_the_image_type() -> None:
-    with pytest.raises(GeneratorError, match="augment must return a uint8 tensor shaped"):
-        _oversample(lambda image: image.float()).generate(0, [1], _sources(1))
+    np.testing.assert_array_equal(_oversample(rotation_probability=0.0).generate(2, [1, 2, 3, 4], sources), sources)

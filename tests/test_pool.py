@@ -16,11 +16,13 @@ import pytest
 import ray
 from ray import cloudpickle
 
-from generators.base import Generator, register_generator, settings_hash
+import spaces
+from generators.base import Generator
 from generators.generator_actor import create_generator_actors, prepare_generator_actors
 from generators.leakage import LeakageRules
 from generators.pool import LeakageError, PoolError, PoolKey, SyntheticPool, derive_seed
-from generators.pool_actor import GeneratorAttachment, SyntheticPoolActor, get_synthetic_pool, pool_actor_name
+from generators.pool_actor import GENERATION_BATCH_SIZE, SyntheticPoolActor, get_synthetic_pool, pool_actor_name
+from spaces import GeneratorSettings
 
 SHAPE = (1, 8, 8)
 DATASET = "pooltest-8px-1ch"
@@ -31,10 +33,24 @@ INVERT = "pool_test_invert"
 FITTED = "pool_test_fitted"
 
 
+class NoiseSettings(GeneratorSettings):
+    pass
+
+
+class InvertSettings(GeneratorSettings):
+    pass
+
+
+class FittedSettings(GeneratorSettings):
+    pass
+
+
+SETTINGS = {NOISE: NoiseSettings, INVERT: InvertSettings, FITTED: FittedSettings}
+
+
 class NoiseFromSeed(Generator):
     """Image i depends only on (class, seeds[i])."""
 
-    name = NOISE
     image_to_image = False
     needs_fit = False
 
@@ -55,7 +71,6 @@ class NoiseFromSeed(Generator):
 class InvertSource(Generator):
     """Image i is the inverted source i, so a returned image shows which source it came from."""
 
-    name = INVERT
     image_to_image = True
     needs_fit = False
 
@@ -76,12 +91,11 @@ class InvertSource(Generator):
 class FittedMean(Generator):
     """Learns the mean fit image; each fit also draws a random offset, so a refit gives different images."""
 
-    name = FITTED
     image_to_image = False
     needs_fit = True
 
-    def __init__(self, **arguments: object) -> None:
-        super().__init__(**arguments)
+    def __init__(self, settings: FittedSettings, **arguments: object) -> None:
+        super().__init__(settings, **arguments)
         self.state: dict[str, float] | None = None
 
     @property
@@ -104,12 +118,14 @@ class FittedMean(Generator):
 
 
 def register_test_generators() -> None:
-    for generator_class in (NoiseFromSeed, InvertSource, FittedMean):
-        register_generator(generator_class.name, [])(generator_class)
+    # Through the module: this function travels to workers by value, and a global object would travel as a copy.
+    for name, generator_class in ((NOISE, NoiseFromSeed), (INVERT, InvertSource), (FITTED, FittedMean)):
+        if name not in spaces.GENERATORS:
+            spaces.GENERATORS.register(name, settings=SETTINGS[name])(generator_class)
 
 
 def key_for(generator: str, dataset: str = DATASET, fit_subset: str | None = None) -> PoolKey:
-    return PoolKey(generator=generator, settings_hash=settings_hash(generator, {}), dataset=dataset, fit_subset=fit_subset)
+    return PoolKey(generator=generator, settings_hash=SETTINGS[generator]().settings_hash, dataset=dataset, fit_subset=fit_subset)
 
 
 def source_images(ids: Sequence[str]) -> dict[str, np.ndarray]:
@@ -139,30 +155,22 @@ def local_ray() -> Iterator[None]:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
 
 
-def start_generator_actors(generator: str, replicas: int) -> list[ray.actor.ActorHandle]:
-    return create_generator_actors(replicas, {"num_cpus": 0}, name=generator, settings={}, num_classes=2, channels=1, image_size=8)
+# Named actors that no handle refers to are collected by Ray; a sweep's driver holds its replicas, and so does this.
+_started_actors: list[ray.actor.ActorHandle] = []
 
 
-# Actor processes take seconds to start, so the module shares one pool root (each test has its own dataset,
-# hence its own keys) and one set of generator replicas per test generator.
+def start_generator_actors(key: PoolKey, replicas: int) -> list[ray.actor.ActorHandle]:
+    """Replicas named after the key, as a sweep starts them; the same key finds the same replicas again."""
+    settings = SETTINGS[key.generator]()
+    actors = create_generator_actors(replicas, {"num_cpus": 0}, key, settings, num_classes=2, channels=1, image_size=8)
+    _started_actors.extend(actors)
+    return actors
+
+
+# The module shares one pool root (each test has its own dataset, hence its own keys and generator actors).
 @pytest.fixture(scope="module")
 def shared_root(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(tmp_path_factory.mktemp("shared") / "pool")
-
-
-@pytest.fixture(scope="module")
-def noise_actors() -> list[ray.actor.ActorHandle]:
-    return start_generator_actors(NOISE, 2)
-
-
-@pytest.fixture(scope="module")
-def invert_actors() -> list[ray.actor.ActorHandle]:
-    return start_generator_actors(INVERT, 1)
-
-
-@pytest.fixture(scope="module")
-def fitted_actors() -> list[ray.actor.ActorHandle]:
-    return start_generator_actors(FITTED, 2)
 
 
 _dataset_numbers = itertools.count()
@@ -184,21 +192,14 @@ def pool_root(tmp_path: Path) -> str:
     return root
 
 
-def attach(root: str, key: PoolKey, actors: list[ray.actor.ActorHandle]) -> ray.actor.ActorHandle:
-    pool = get_synthetic_pool(root)
-    ray.get(pool.attach_generators.remote(key, actors, key.generator == INVERT, batch_size=4))
-    return pool
-
-
 def generated_by(actors: list[ray.actor.ActorHandle]) -> list[int]:
     return ray.get([actor.generated_count.remote() for actor in actors])
 
 
-def test_smaller_request_is_a_prefix_of_a_larger_one_and_reruns_are_identical(
-    shared_root: str, dataset: str, noise_actors: list
-) -> None:
+def test_smaller_request_is_a_prefix_of_a_larger_one_and_reruns_are_identical(shared_root: str, dataset: str) -> None:
     key = key_for(NOISE, dataset)
-    pool = attach(shared_root, key, noise_actors)
+    start_generator_actors(key, 2)
+    pool = get_synthetic_pool(shared_root)
     three, three_records = ray.get(pool.request.remote(key, 1, 3, TRAIN_IDS[:5]))
     seven, seven_records = ray.get(pool.request.remote(key, 1, 7, TRAIN_IDS[:5]))
     assert three.shape == (3, *SHAPE) and seven.shape == (7, *SHAPE)
@@ -212,31 +213,31 @@ def test_smaller_request_is_a_prefix_of_a_larger_one_and_reruns_are_identical(
     assert [record.to_dict() for record in fresh_records] == seven_records
 
 
-def test_concurrent_requests_for_the_same_images_generate_them_once(
-    shared_root: str, dataset: str, noise_actors: list
-) -> None:
+def test_concurrent_requests_for_the_same_images_generate_them_once(shared_root: str, dataset: str) -> None:
     key = key_for(NOISE, dataset)
-    pool = attach(shared_root, key, noise_actors)
+    noise_actors = start_generator_actors(key, 2)
+    pool = get_synthetic_pool(shared_root)
     # Another spelling of the same root reaches the same actor, as trials of another sweep would.
     same_pool = get_synthetic_pool(Path(shared_root).as_uri())
-    counts_before = generated_by(noise_actors)
     pool_count_before = ray.get(pool.generated_count.remote())
-    answers = ray.get([handle.request.remote(key, 0, 10, TRAIN_IDS) for handle in (pool, same_pool, pool, same_pool)])
+    wanted = 2 * GENERATION_BATCH_SIZE + 3
+    answers = ray.get([handle.request.remote(key, 0, wanted, TRAIN_IDS) for handle in (pool, same_pool, pool, same_pool)])
     for images, records in answers[1:]:
         np.testing.assert_array_equal(images, answers[0][0])
         assert records == answers[0][1]
-    made = [after - before for after, before in zip(generated_by(noise_actors), counts_before)]
-    assert sum(made) == 10
-    assert ray.get(pool.generated_count.remote()) - pool_count_before == 10
-    # 10 images in batches of 4 are 3 batches, spread over both replicas.
+    made = generated_by(noise_actors)
+    assert sum(made) == wanted
+    assert ray.get(pool.generated_count.remote()) - pool_count_before == wanted
+    # Three batches, spread over both replicas.
     assert all(count > 0 for count in made)
 
 
-def test_a_restarted_pool_actor_serves_the_stored_images_without_generating(
-    shared_root: str, dataset: str, noise_actors: list
+def test_a_restarted_pool_actor_serves_the_stored_images_and_finds_its_generators_by_name(
+    shared_root: str, dataset: str
 ) -> None:
     key = key_for(NOISE, dataset)
-    pool = attach(shared_root, key, noise_actors)
+    noise_actors = start_generator_actors(key, 2)
+    pool = get_synthetic_pool(shared_root)
     before, before_records = ray.get(pool.request.remote(key, 0, 6, TRAIN_IDS))
     counts_before = generated_by(noise_actors)
     ray.kill(pool, no_restart=False)
@@ -246,12 +247,8 @@ def test_a_restarted_pool_actor_serves_the_stored_images_without_generating(
     assert after_records == before_records
     assert generated_by(noise_actors) == counts_before
     assert ray.get(restarted.generated_count.remote()) == 0
-    # Attachments live in memory only: after a restart, missing images need the generators named again...
-    with pytest.raises(PoolError, match="attach_generators"):
-        ray.get(restarted.request.remote(key, 0, 8, TRAIN_IDS))
-    # ...which trials do by carrying them with every request: only the 2 missing images are made.
-    attachment = GeneratorAttachment(tuple(noise_actors), image_to_image=False, batch_size=4)
-    more, more_records = ray.get(restarted.request.remote(key, 0, 8, TRAIN_IDS, generators=attachment))
+    # The restarted actor finds the key's generator actors by name: only the 2 missing images are made.
+    more, more_records = ray.get(restarted.request.remote(key, 0, 8, TRAIN_IDS))
     np.testing.assert_array_equal(more[:6], before)
     assert more_records[:6] == before_records
     assert sum(generated_by(noise_actors)) - sum(counts_before) == 2
@@ -295,9 +292,10 @@ def test_two_writers_racing_for_a_slot_yield_one_image_the_earliest(pool_root: s
         np.testing.assert_array_equal(images, np.full((2, *SHAPE), 1, np.uint8))
 
 
-def test_a_fitted_generator_is_fit_once_and_loaded_by_other_replicas(pool_root: str, fitted_actors: list) -> None:
+def test_a_fitted_generator_is_fit_once_and_loaded_by_other_replicas(pool_root: str) -> None:
     fit_ids = TRAIN_IDS[:6]
     key = key_for(FITTED, fit_subset="subset-a")
+    fitted_actors = start_generator_actors(key, 2)
     images = np.arange(6 * 64, dtype=np.uint8).reshape(6, *SHAPE)
     labels = np.array([0, 0, 0, 1, 1, 1])
     fit_info = {"dataset": DATASET, "fit_subset_ids": fit_ids}
@@ -308,21 +306,21 @@ def test_a_fitted_generator_is_fit_once_and_loaded_by_other_replicas(pool_root: 
     assert answer["seed"] == 7 and answer["fit_subset_ids"] == sorted(fit_ids) and answer["dataset"] == DATASET
     # The fit draws a random offset, so equal images prove the second replica loaded rather than refit.
     np.testing.assert_array_equal(
-        ray.get(first.generate.remote(0, [1, 2, 3])), ray.get(second.generate.remote(0, [1, 2, 3]))
+        ray.get(first.generate.remote(0, [1, 2, 3], key=key, pool_root=pool_root)),
+        ray.get(second.generate.remote(0, [1, 2, 3], key=key, pool_root=pool_root)),
     )
     assert SyntheticPool(pool_root).generator_info(key)["fit_subset"] == "subset-a"
 
 
 def test_a_generator_actor_that_dies_comes_back_with_its_fit_loaded_not_refit(shared_root: str, dataset: str) -> None:
     key = key_for(FITTED, dataset, fit_subset="subset-restart")
-    (actor,) = start_generator_actors(FITTED, 1)
+    (actor,) = start_generator_actors(key, 1)
     fit_info = {"fit_subset_ids": TRAIN_IDS[:4]}
     prepare_generator_actors([actor], shared_root, key, np.zeros((4, *SHAPE), np.uint8), np.zeros(4, np.int64), fit_info, 0)
-    attachment = GeneratorAttachment((actor,), image_to_image=False)
     pool = get_synthetic_pool(shared_root)
-    before, before_records = ray.get(pool.request.remote(key, 0, 3, TRAIN_IDS, generators=attachment))
+    before, before_records = ray.get(pool.request.remote(key, 0, 3, TRAIN_IDS))
     ray.kill(actor, no_restart=False)
-    more, more_records = ray.get(pool.request.remote(key, 0, 6, TRAIN_IDS, generators=attachment))
+    more, more_records = ray.get(pool.request.remote(key, 0, 6, TRAIN_IDS))
     assert ray.get(actor.generated_count.remote()) == 3  # the restarted replica made the 3 new images
     np.testing.assert_array_equal(more[:3], before)
     # FittedMean draws a random offset per fit: the new images follow the stored fit only if it was loaded.
@@ -331,8 +329,9 @@ def test_a_generator_actor_that_dies_comes_back_with_its_fit_loaded_not_refit(sh
         np.testing.assert_array_equal(image, np.full(SHAPE, (base + record["seed"]) % 256, np.uint8))
 
 
-def test_fit_on_a_validation_image_is_refused_before_fitting(pool_root: str, fitted_actors: list) -> None:
+def test_fit_on_a_validation_image_is_refused_before_fitting(pool_root: str) -> None:
     key = key_for(FITTED, fit_subset="subset-leaky")
+    fitted_actors = start_generator_actors(key, 1)
     fit_info = {"dataset": DATASET, "fit_subset_ids": [TRAIN_IDS[0], VALIDATION_ID]}
     with pytest.raises(LeakageError, match=f"training images only.*{VALIDATION_ID}"):
         ray.get(fitted_actors[0].fit_or_load.remote(
@@ -341,15 +340,15 @@ def test_fit_on_a_validation_image_is_refused_before_fitting(pool_root: str, fit
     assert not SyntheticPool(pool_root).has_generator(key)
 
 
-def test_a_generator_fit_outside_the_trial_subset_is_refused(shared_root: str, dataset: str, fitted_actors: list) -> None:
+def test_a_generator_fit_outside_the_trial_subset_is_refused(shared_root: str, dataset: str) -> None:
     key = key_for(FITTED, dataset, fit_subset="subset-b")
+    fitted_actors = start_generator_actors(key, 2)
     fit_ids = TRAIN_IDS[:8]
     prepare_generator_actors(
         fitted_actors, shared_root, key, np.zeros((8, *SHAPE), np.uint8), np.zeros(8, np.int64),
         {"fit_subset_ids": fit_ids}, 0,
     )
     pool = get_synthetic_pool(shared_root)
-    ray.get(pool.attach_generators.remote(key, fitted_actors, False))
     images, _ = ray.get(pool.request.remote(key, 0, 3, TRAIN_IDS[:10]))
     assert images.shape == (3, *SHAPE)
     with pytest.raises(LeakageError, match=r"fit on a subset of its own real subset.*train/0007"):
@@ -358,29 +357,26 @@ def test_a_generator_fit_outside_the_trial_subset_is_refused(shared_root: str, d
         SyntheticPool(shared_root).read(key, 0, 3, trial_subset_ids=TRAIN_IDS[1:20])
 
 
-def test_replicas_serving_two_fits_generate_each_keys_images_from_its_own_fit(
-    shared_root: str, dataset: str, fitted_actors: list
-) -> None:
+def test_replicas_serving_two_fits_generate_each_keys_images_from_its_own_fit(shared_root: str, dataset: str) -> None:
     first_key, second_key = key_for(FITTED, dataset, fit_subset="seed-1"), key_for(FITTED, dataset, fit_subset="seed-2")
     images, labels = np.zeros((4, *SHAPE), np.uint8), np.zeros(4, np.int64)
     seeds = [derive_seed(first_key, 0, None, slot) for slot in range(3)]
-    actor = fitted_actors[0]
+    # One replica set serves every repeat seed's fit of a generator (named without the fit subset).
+    (actor,) = start_generator_actors(first_key, 1)
+    assert start_generator_actors(second_key, 1) == [actor]
     ray.get(actor.fit_or_load.remote(shared_root, first_key, images, labels, {"fit_subset_ids": TRAIN_IDS[:4]}, 1))
-    first_fit_images = ray.get(actor.generate.remote(0, seeds))
+    first_fit_images = ray.get(actor.generate.remote(0, seeds, key=first_key, pool_root=shared_root))
     # The same replica now fits the next repeat seed's subset, as a sweep with repeats does.
     ray.get(actor.fit_or_load.remote(shared_root, second_key, images, labels, {"fit_subset_ids": TRAIN_IDS[:4]}, 2))
     pool = get_synthetic_pool(shared_root)
-    for key in (first_key, second_key):
-        ray.get(pool.attach_generators.remote(key, [actor], False))
     served, _ = ray.get(pool.request.remote(first_key, 0, 3, TRAIN_IDS[:10]))
     np.testing.assert_array_equal(served, first_fit_images)
 
 
-def test_image_to_image_uses_only_the_trials_own_training_sources(
-    shared_root: str, dataset: str, invert_actors: list
-) -> None:
+def test_image_to_image_uses_only_the_trials_own_training_sources(shared_root: str, dataset: str) -> None:
     key = key_for(INVERT, dataset)
-    pool = attach(shared_root, key, invert_actors)
+    start_generator_actors(key, 1)
+    pool = get_synthetic_pool(shared_root)
     everyone = TRAIN_IDS[:4]
     ray.get(pool.request.remote(key, 0, 8, everyone, everyone, source_images(everyone)))
     assert len(SyntheticPool(shared_root).records(key, 0)) == 8
@@ -401,9 +397,10 @@ def test_image_to_image_uses_only_the_trials_own_training_sources(
         ray.get(pool.request.remote(key, 0, 2, [*allowed, VALIDATION_ID], allowed, source_images(allowed)))
 
 
-def test_missing_source_images_are_named(shared_root: str, dataset: str, invert_actors: list) -> None:
+def test_missing_source_images_are_named(shared_root: str, dataset: str) -> None:
     key = key_for(INVERT, dataset)
-    pool = attach(shared_root, key, invert_actors)
+    start_generator_actors(key, 1)
+    pool = get_synthetic_pool(shared_root)
     allowed = TRAIN_IDS[5:8]
     with pytest.raises(PoolError, match="train/0007"):
         ray.get(pool.request.remote(key, 0, 3, allowed, allowed, source_images(allowed[:2])))

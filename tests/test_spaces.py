@@ -32,16 +32,16 @@ def test_conditional_parameter_is_dropped_when_its_condition_fails() -> None:
     sample = {"augmentation.policy": "hflip", "augmentation.magnitude": 9, "real_fraction": 0.3}
     trial = space.resolve(sample)
     assert trial.augmentation.policy == "hflip"
-    assert "magnitude" not in trial.augmentation.parameters
+    assert "magnitude" not in type(trial.augmentation).model_fields
     trial = space.resolve({**sample, "augmentation.policy": "randaugment"})
-    assert trial.augmentation.parameters["magnitude"] == 9
+    assert trial.augmentation.magnitude == 9
 
 
 def test_values_outside_a_range_are_clamped_for_pbt_mutations() -> None:
     space = load_space("quick")
     # PBT multiplies by 1.2 / 0.8 without bounds; the trial must stay inside the declared range.
     trial = space.resolve({"augmentation.policy": "randaugment", "augmentation.magnitude": 17.6, "optimizer.lr": 1.0})
-    assert trial.augmentation.parameters["magnitude"] == 15
+    assert trial.augmentation.magnitude == 15
     assert trial.optimizer.lr == pytest.approx(0.003)
 
 

@@ -9,8 +9,8 @@ import yaml
 
 from search.cli import build_parser, flags_to_settings
 from search.config import SweepConfig, build_sweep_config, read_config_file
-from search.schedulers import create_scheduler
-from search.searchers import GRID_POINT_KEY, SearchGoal, create_search_plan, sampled_values
+from search.schedulers import SCHEDULERS
+from search.searchers import SEARCHERS, SearchGoal
 from spaces import ConfigError, SearchSpace, load_space
 
 
@@ -88,23 +88,26 @@ def test_grid_enumerates_active_combinations_once() -> None:
         "augmentation.magnitude": {"choice": [5, 10], "when": {"augmentation.policy": "randaugment"}},
         "real_fraction": {"choice": [0.5, 1.0]},
     })
-    plan = create_search_plan("grid", space, SearchGoal("val_auroc", "max", num_samples=7, seed=0))
-    points = plan.param_space[GRID_POINT_KEY]["grid_search"]
+    plan = SEARCHERS["grid"](space, SearchGoal("val_auroc", "max", num_samples=7, seed=0))
+    suggested = [plan.search_algorithm.suggest(f"trial-{index}") for index in range(plan.num_samples + 1)]
+    points, finished = suggested[:-1], suggested[-1]
     # none x 2 fractions + randaugment x 2 magnitudes x 2 fractions; no duplicate "none" points per magnitude.
-    assert len(points) == 6 and plan.num_samples == 1
-    assert sampled_values({GRID_POINT_KEY: points[0]}) == points[0]
+    assert len(points) == 6 and plan.num_samples == 6 and plan.param_space == {} and finished == "FINISHED"
+    # A point holds the searched keys themselves, active ones only: what trials, reports and W&B see.
+    assert {"augmentation.policy": "none", "real_fraction": 0.5} in points
+    assert {"augmentation.policy": "randaugment", "augmentation.magnitude": 10, "real_fraction": 1.0} in points
 
 
 def test_grid_refuses_ranges() -> None:
     with pytest.raises(ConfigError, match=r"augmentation.magnitude.*needs `choice`"):
-        create_search_plan("grid", load_space("quick"), SearchGoal("val_auroc", "max", num_samples=1, seed=0))
+        SEARCHERS["grid"](load_space("quick"), SearchGoal("val_auroc", "max", num_samples=1, seed=0))
 
 
 def test_pbt_needs_mutable_parameters() -> None:
     space = SearchSpace(parameters={"real_fraction": {"choice": [0.5, 1.0]}})
     with pytest.raises(ConfigError, match="no parameter `mutable: true`"):
-        create_scheduler("pbt", space, max_epochs=4)
-    scheduler = create_scheduler("pbt", load_space("quick"), max_epochs=8)
+        SCHEDULERS["pbt"](space, 4)
+    scheduler = SCHEDULERS["pbt"](load_space("quick"), 8)
     assert set(scheduler._hyperparam_mutations) == {"augmentation.magnitude", "augmentation.rotation_magnitude", "augmentation.brightness_magnitude", "optimizer.lr"}
 
 

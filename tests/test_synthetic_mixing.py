@@ -10,24 +10,33 @@ import pytest
 import ray
 import torch
 
-from generators.base import resolve_generator_settings
 from generators.pool_actor import get_synthetic_pool
 from search.config import SweepConfig
-from search.synthetic_setup import GeneratorUse, prepare_generators
+from search.synthetic_demand import GeneratorDemand
+from search.synthetic_setup import prepare_generators
 from spaces import TrialConfig
-from trainables.datasets import load_dataset
-from trainables.errors import TrainableInputError
+from trainables.datasets import DatasetError, ImageSet, SearchData, load_dataset
 from trainables.real_subset import real_subset_indices
-from trainables.synthetic import mix_real_and_synthetic, synthetic_counts, synthetic_images_for
+from trainables.synthetic import SyntheticDraw, fetch_synthetic_images, mix_real_and_synthetic, synthetic_counts
 
 CLASSES = ("non_demented", "very_mild_demented", "mild_demented", "moderate_demented")
 # Kwon's Alzheimer training counts: the last two classes are the minority.
 TRAIN_COUNTS = np.array([2566, 1781, 724, 49])
 
 
+def counts_only_data(counts: np.ndarray) -> SearchData:
+    """A dataset with these training counts per class (1-pixel images: only the counts matter here)."""
+    labels = np.repeat(np.arange(len(counts)), counts)
+    images = ImageSet(np.zeros((len(labels), 1, 1, 1), np.uint8), labels, np.array([f"train/{index}" for index in range(len(labels))]))
+    return SearchData(name="counts", class_names=CLASSES, ordinal=True, train=images, val=images)
+
+
+ALZHEIMER = counts_only_data(TRAIN_COUNTS)
+
+
 def counts_for(synthetic: dict, real_counts: np.ndarray = TRAIN_COUNTS) -> list[int]:
-    config = TrialConfig.model_validate({"synthetic": synthetic}).synthetic
-    return synthetic_counts(config, real_counts, CLASSES, TRAIN_COUNTS).tolist()
+    config = TrialConfig.from_mapping({"synthetic": synthetic}).synthetic
+    return synthetic_counts(config, real_counts, ALZHEIMER).tolist()
 
 
 def test_add_mode_gives_each_class_its_proportion_of_the_trials_real_count() -> None:
@@ -52,53 +61,50 @@ def test_per_class_proportions_by_name_or_index() -> None:
 
 
 def test_an_unknown_class_is_named_with_the_classes_allowed() -> None:
-    with pytest.raises(TrainableInputError, match="'severe'.*non_demented, very_mild_demented"):
+    with pytest.raises(DatasetError, match="'severe' is not a class of this dataset; classes: non_demented, very_mild_demented"):
         counts_for({"proportion": {"severe": 1.0}})
-    with pytest.raises(TrainableInputError, match="synthetic.classes: '7'"):
+    with pytest.raises(DatasetError, match="'7' is not a class"):
         counts_for({"proportion": 1.0, "classes": ["7"]})
 
 
 def test_mixing_flags_every_synthetic_sample_and_keeps_its_provenance() -> None:
     real_images = torch.zeros((5, 1, 4, 4), dtype=torch.uint8)
     real_labels = torch.tensor([0, 0, 1, 1, 1])
-    synthetic = [
-        (0, np.full((2, 1, 4, 4), 200, np.uint8), [{"image_id": "a"}, {"image_id": "b"}]),
-        (1, np.zeros((0, 1, 4, 4), np.uint8), []),
-        (2, np.full((1, 1, 4, 4), 100, np.uint8), [{"image_id": "c"}]),
-    ]
-    mixed = mix_real_and_synthetic(real_images, real_labels, synthetic)
+    first, second = SyntheticDraw(0, 2, "ddpm--abc--data--fit-1"), SyntheticDraw(2, 1, "ddpm--abc--data--fit-1")
+    read_only = np.full((2, 1, 4, 4), 200, np.uint8)
+    read_only.flags.writeable = False  # as arrays from Ray's object store are
+    mixed = mix_real_and_synthetic(real_images, real_labels, [(first, read_only), (second, np.full((1, 1, 4, 4), 100, np.uint8))])
     assert mixed.images.shape == (8, 1, 4, 4) and mixed.images.dtype == torch.uint8
     assert mixed.labels.tolist() == [0, 0, 1, 1, 1, 0, 0, 2]
     assert mixed.is_synthetic.tolist() == [False] * 5 + [True] * 3
     assert (mixed.images[mixed.is_synthetic].amax(dim=(1, 2, 3)) > 0).all()
-    assert [record["image_id"] for record in mixed.provenance] == ["a", "b", "c"]
+    # The synthetic samples, in order, are the first 2 of class 0 and the first 1 of class 2 of that pool key.
+    assert mixed.draws == (first, second)
 
 
 @pytest.mark.slow
 def test_trials_keep_getting_new_images_after_the_pool_actor_restarts(tmp_path: Path, ray_cluster: None) -> None:
     data = load_dataset("phantom", image_size=16, phantom_count=120).for_search()
-    settings = resolve_generator_settings("oversample", {"rotation_probability": 1.0})
     smaller, larger = (
-        TrialConfig.model_validate({"real_fraction": 0.5, "synthetic": {
-            "proportion": proportion, "generator": "oversample", "settings": settings,
+        TrialConfig.from_mapping({"real_fraction": 0.5, "synthetic": {
+            "proportion": proportion, "generator": "oversample", "settings": {"rotation_probability": 1.0},
         }})
         for proportion in (0.5, 1.0)
     )
     root = str(tmp_path / "pool")
-    source = prepare_generators([GeneratorUse("oversample", settings)], [smaller, larger], data, SweepConfig(), root)
+    demand = GeneratorDemand(smaller.synthetic.settings, np.zeros(data.num_classes, np.int64))
+    prepared = prepare_generators([demand], {index: 0.5 for index in range(data.num_classes)}, data, SweepConfig(), root)
     real_indices = real_subset_indices(data.train.labels, 0.5, 0)
-    _, before = synthetic_images_for(smaller.synthetic, source, data, real_indices, 0)
+    before = fetch_synthetic_images(smaller.synthetic, prepared.source, data, real_indices, 0)
 
-    # The pool actor loses its attachments with its memory; the trial's request carries them back.
+    # The restarted pool actor finds the generator actors again by their names.
     ray.kill(get_synthetic_pool(root), no_restart=False)
-    counts, after = synthetic_images_for(larger.synthetic, source, data, real_indices, 0)
+    after = fetch_synthetic_images(larger.synthetic, prepared.source, data, real_indices, 0)
     real_counts = np.bincount(data.train.labels[real_indices], minlength=data.num_classes)
-    assert counts.tolist() == real_counts.tolist()
-    for (class_index, images, records), (_, first_images, first_records) in zip(after, before):
-        assert len(images) == real_counts[class_index]
+    assert [draw.count for draw, _ in after] == real_counts.tolist()
+    for (draw, images), (first_draw, first_images) in zip(after, before):
+        assert len(images) == real_counts[draw.class_index] and draw.pool_key == first_draw.pool_key
         # Nothing stored was made again: the smaller trial's images are the first of the larger one's.
         np.testing.assert_array_equal(images[: len(first_images)], first_images)
-        assert records[: len(first_records)] == first_records
-    assert ray.get(get_synthetic_pool(root).generated_count.remote()) == sum(len(images) for _, images, _ in after) - sum(
-        len(images) for _, images, _ in before
-    )
+    made_after_restart = sum(len(images) for _, images in after) - sum(len(images) for _, images in before)
+    assert ray.get(get_synthetic_pool(root).generated_count.remote()) == made_after_restart

@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from trainables.backbones import create_backbone, input_normalization
+from trainables.errors import TrainableInputError
 from trainables.metrics import METRIC_NAMES
 from trainables.training import (
-    TrainingInputError,
     class_weights,
     create_loss,
     create_optimizer,
@@ -134,17 +134,6 @@ def test_augmentation_sees_each_uint8_batch() -> None:
     assert all(batch.dtype == torch.uint8 for batch in seen)
 
 
-def test_augmentation_returning_floats_is_rejected() -> None:
-    images, labels = squares_dataset(8, seed=5)
-    model = create_backbone("basic_cnn", num_classes=2, in_channels=1, image_size=16)
-    with pytest.raises(TrainingInputError, match="augment must return a uint8 batch.*got dtype torch.float32"):
-        train_one_epoch(
-            model, images, labels, batches=[torch.arange(8)], normalization=NORMALIZATION, device=CPU,
-            optimizer=create_optimizer("adam", model.parameters(), lr=0.01, weight_decay=0.0),
-            loss_function=create_loss(label_smoothing=0.0, weights=None), augment=lambda batch: batch.float(),
-        )
-
-
 def test_balanced_sampler_draws_classes_equally_from_nine_to_one_labels() -> None:
     labels = torch.tensor([0] * 900 + [1] * 100)
     batches = epoch_batches(labels, batch_size=64, imbalance="balanced_sampler", generator=torch.Generator().manual_seed(0))
@@ -169,28 +158,11 @@ def test_epoch_batches_drop_a_last_batch_of_one_and_replay_from_the_generator() 
     assert all(torch.equal(batch, replayed) for batch, replayed in zip(first, again, strict=True))
 
 
-@pytest.mark.parametrize(
-    ("arguments", "message"),
-    [
-        (dict(batch_size=32, imbalance="oversample"), "unknown imbalance strategy 'oversample'; allowed: none, class_weighted_loss, balanced_sampler"),
-        (dict(batch_size=1, imbalance="none"), "batch_size must be an integer >= 2.*got 1"),
-    ],
-)
-def test_epoch_batches_reject_bad_settings(arguments: dict, message: str) -> None:
-    with pytest.raises(TrainingInputError, match=message):
-        epoch_batches(torch.zeros(10, dtype=torch.int64), generator=torch.Generator(), **arguments)
-
-
 def test_class_weights_are_inverse_frequency_with_mean_one_over_samples() -> None:
     labels = torch.tensor([0, 0, 0, 1])
     weights = class_weights(labels, num_classes=3)
     torch.testing.assert_close(weights, torch.tensor([2 / 3, 2.0, 0.0]))
     assert float(weights[labels].mean()) == pytest.approx(1.0)
-
-
-def test_class_weights_reject_labels_outside_the_classes() -> None:
-    with pytest.raises(TrainingInputError, match=r"labels must lie in \[0, 1\], got values from 0 to 2"):
-        class_weights(torch.tensor([0, 2]), num_classes=2)
 
 
 @pytest.mark.parametrize(("name", "optimizer_type"), [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW), ("sgd", torch.optim.SGD)])
@@ -202,19 +174,12 @@ def test_optimizers_by_name(name: str, optimizer_type: type) -> None:
         assert optimizer.param_groups[0]["nesterov"] and optimizer.param_groups[0]["momentum"] == 0.8
 
 
-def test_unknown_optimizer_lists_the_allowed_ones() -> None:
-    with pytest.raises(TrainingInputError, match="unknown optimizer 'rmsprop'; allowed: adam, adamw, sgd"):
-        create_optimizer("rmsprop", nn.Linear(2, 2).parameters(), lr=0.1, weight_decay=0.0)
-
-
 def test_label_smoothing_changes_the_loss_of_confident_predictions() -> None:
     logits = torch.tensor([[4.0, -4.0], [-4.0, 4.0]])
     labels = torch.tensor([0, 1])
     plain = create_loss(label_smoothing=0.0, weights=None)(logits, labels)
     smoothed = create_loss(label_smoothing=0.2, weights=None)(logits, labels)
     assert float(smoothed) > float(plain)
-    with pytest.raises(TrainingInputError, match=r"label_smoothing must be in \[0, 1\), got 1.5"):
-        create_loss(label_smoothing=1.5, weights=None)
 
 
 def test_class_weighted_loss_counts_the_rare_class_more() -> None:
@@ -229,10 +194,6 @@ def test_class_weighted_loss_counts_the_rare_class_more() -> None:
 def test_model_input_is_normalised_float() -> None:
     images = torch.tensor([0, 255], dtype=torch.uint8).reshape(1, 1, 1, 2)
     assert to_model_input(images, (0.5,), (0.5,)).tolist() == [[[[-1.0, 1.0]]]]
-    with pytest.raises(TrainingInputError, match="normalization has 3 means and 3 stds but the images have 1 channels"):
-        to_model_input(images, (0.5,) * 3, (0.5,) * 3)
-    with pytest.raises(TrainingInputError, match="images must be uint8 .*got dtype torch.float32"):
-        to_model_input(images.float(), (0.5,), (0.5,))
 
 
 def test_device_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -240,10 +201,8 @@ def test_device_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_device("auto") == CPU
     assert resolve_device("cpu") == CPU
     assert mixed_precision_dtype(CPU) is None
-    with pytest.raises(TrainingInputError, match="device 'cuda' was asked for but CUDA is not available"):
+    with pytest.raises(TrainableInputError, match="device 'cuda' was asked for but CUDA is not available"):
         resolve_device("cuda")
-    with pytest.raises(TrainingInputError, match="unknown device 'tpu'; allowed: auto, cpu, cuda"):
-        resolve_device("tpu")
 
 
 def test_grad_scaler_path_trains_like_the_plain_one() -> None:

@@ -124,14 +124,13 @@ def create_backbone(
         raise BackboneError(unknown_backbone_message(name))
     arguments: dict[str, Any] = dict(num_classes=num_classes, in_chans=in_channels, drop_rate=dropout)
     checkpoint = _read_checkpoint(pretrained_path) if pretrained_path is not None else None
-    if timm.get_pretrained_cfg_value(name, "fixed_input_size"):
+    if _config_value(name, "fixed_input_size"):
         arguments["img_size"] = image_size
         arguments.update(_vit_patch(name, image_size, pretrained or checkpoint is not None, checkpoint))
     if checkpoint is not None:
         return _create(name, arguments, pretrained=True, pretrained_cfg_overlay=_checkpoint_overlay(name, checkpoint))
     if pretrained:
-        pretrained_config = timm.get_pretrained_cfg(name)
-        if pretrained_config is None or not (pretrained_config.hf_hub_id or pretrained_config.url):
+        if not (_config_value(name, "hf_hub_id") or _config_value(name, "url")):
             raise BackboneError(f"backbone {name!r} has no published pretrained weights; pass pretrained_path or set pretrained false")
         try:
             return timm.create_model(name, pretrained=True, **arguments)
@@ -175,6 +174,11 @@ def input_normalization(name: str, in_channels: int, pretrained: bool) -> tuple[
     if in_channels == len(mean):
         return mean, std
     return (sum(mean) / len(mean),) * in_channels, (sum(std) / len(std),) * in_channels
+
+
+def _config_value(name: str, key: str) -> Any:
+    """A value of timm's pretrained config for the model; None for a model registered without one."""
+    return getattr(timm.get_pretrained_cfg(name), key, None)
 
 
 def _create(name: str, arguments: dict[str, Any], *, pretrained: bool, pretrained_cfg_overlay: dict[str, Any] | None = None) -> nn.Module:
@@ -226,7 +230,7 @@ def _checkpoint_overlay(name: str, checkpoint: dict[str, torch.Tensor]) -> dict[
     the first convolution exactly when the channel count changed.
     """
     overlay: dict[str, Any] = dict(state_dict=dict(checkpoint), source=None)
-    classifier = timm.get_pretrained_cfg_value(name, "classifier")
+    classifier = _config_value(name, "classifier")
     classifier_names = (classifier,) if isinstance(classifier, str) else tuple(classifier or ())
     overlay["num_classes"] = 0  # no classifier in the checkpoint: any class count differs, so timm loads non-strictly
     for classifier_name in classifier_names:
@@ -236,8 +240,8 @@ def _checkpoint_overlay(name: str, checkpoint: dict[str, torch.Tensor]) -> dict[
             break
     # The channels the checkpoint was trained on, read from a plain 4-d first convolution (space-to-depth and
     # grouped stems fold channels into the weight, and then timm's default stays).
-    first_conv = timm.get_pretrained_cfg_value(name, "first_conv")
-    input_size = timm.get_pretrained_cfg_value(name, "input_size")
+    first_conv = _config_value(name, "first_conv")
+    input_size = _config_value(name, "input_size")
     weight = checkpoint.get(f"{first_conv}.weight") if isinstance(first_conv, str) else None
     if weight is not None and weight.ndim == 4 and weight.shape[1] in (1, 3) and input_size is not None:
         overlay["input_size"] = (int(weight.shape[1]), *tuple(input_size)[1:])
