@@ -108,7 +108,7 @@ def validate_sweep_config(values: Mapping[str, Any], source: str | None = None) 
     try:
         return SweepConfig.model_validate(dict(values))
     except ValidationError as error:
-        raise config_error_from(error, source) from None
+        raise config_error_from(error, source, SweepConfig) from None
 
 
 def read_config_file(path: str) -> dict[str, Any]:

@@ -20,6 +20,10 @@ from spaces import GeneratorSettings, SyntheticConfig
 from trainables.datasets import SearchData
 from trainables.synthetic import SyntheticSource, generator_fit_subset, pool_dataset_name
 
+# Calls that do little work once an actor runs; the first may wait for the actor's process to start and import
+# torch (seconds, or minutes while a cluster adds a node).
+ACTOR_CALL_TIMEOUT_S = 600.0
+
 
 def pool_root_of(sweep: SweepConfig, storage_root: str) -> str:
     return sweep.pool or f"{storage_root.rstrip('/')}/synthetic_pool"
@@ -44,7 +48,7 @@ def prepare_generators(
     pool = get_synthetic_pool(pool_root)
     # Only training ids may ever be a generator's fit data or an image-to-image source.
     train_ids = [str(image_id) for image_id in data.train.ids]
-    ray.get(pool.register_dataset.remote(pool_dataset_name(data), train_ids, data.train.images.shape[1:]))
+    ray.get(pool.register_dataset.remote(pool_dataset_name(data), train_ids, data.train.images.shape[1:]), timeout=ACTOR_CALL_TIMEOUT_S)
     seeds = [sweep.seed + repeat for repeat in range(sweep.repeats)]
     actors: list[ray.actor.ActorHandle] = []
     for demand in demands:
@@ -57,14 +61,14 @@ def prepare_generators(
         )
         actors += replicas
         # No trial runs yet, so the replicas may share every core; they give them back before trials start.
-        ray.get([replica.use_all_cores.remote(True, len(replicas)) for replica in replicas])
+        ray.get([replica.use_all_cores.remote(True, len(replicas)) for replica in replicas], timeout=ACTOR_CALL_TIMEOUT_S)
         for seed in seeds if generator.needs_fit else seeds[:1]:
             key = source.pool_key(config, data, seed)
             if generator.needs_fit:
                 _fit_or_load(replicas, pool_root, settings, key, data, fit_fractions, seed)
             if sweep.pregenerate and not generator.image_to_image:
                 _generate_largest_demand(pool, key, demand.largest_count, len(replicas))
-        ray.get([replica.use_all_cores.remote(False) for replica in replicas])
+        ray.get([replica.use_all_cores.remote(False) for replica in replicas], timeout=ACTOR_CALL_TIMEOUT_S)
     return PreparedGenerators(source, tuple(actors))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import Field, SerializeAsAny, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, ValidationInfo, field_validator
 
 from spaces.components import (
     AUGMENTATION_POLICIES,
@@ -121,26 +121,42 @@ class TrialConfig(StrictModel):
         try:
             return cls.model_validate(dict(values))
         except ValidationError as error:
-            raise config_error_from(error, source) from None
+            raise config_error_from(error, source, TrialConfig) from None
 
     def to_flat(self) -> dict[str, Any]:
         """Dotted keys (`optimizer.lr`), the form spaces, leaderboards and best_config.yaml use."""
         return flatten(self.model_dump(exclude_none=True))
 
 
-def config_error_from(error: ValidationError, source: str | None) -> ConfigError:
+def config_error_from(error: ValidationError, source: str | None, model: type[BaseModel] | None = None) -> ConfigError:
+    """The first error pydantic found, as a ConfigError naming the field, the value and what is allowed (for an
+    unknown key of `model` or its nested models, the keys they do have)."""
     first = error.errors()[0]
     cause = first.get("ctx", {}).get("error")
     if isinstance(cause, ConfigError):  # a registry's answer already names the field, the value and the names
         return ConfigError(cause.field, cause.value, cause.allowed, source)
     if isinstance(cause, UnknownSettingError):
         return ConfigError(".".join([*map(str, first["loc"]), str(cause.key)]), cause.value, cause.allowed, source)
-    field = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    location = [str(part) for part in first["loc"]]
     value = first.get("input")
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
-        message = "unknown field"
-    return ConfigError(field, value, message, source)
+        known = _known_fields(model, location[:-1])
+        message = f"unknown field; allowed: {', '.join(known)}" if known else "unknown field"
+        # An unknown group (`foo.bar: 1` nests to foo: {bar: 1}) is named down to the key the user wrote.
+        while isinstance(value, Mapping) and len(value) == 1:
+            key, value = next(iter(value.items()))
+            location.append(str(key))
+    return ConfigError(".".join(location) or "(top level)", value, message, source)
+
+
+def _known_fields(model: type[BaseModel] | None, location: list[str]) -> list[str]:
+    for part in location:
+        field = model.model_fields.get(part) if model is not None else None
+        model = field.annotation if field is not None and isinstance(field.annotation, type) else None
+        if model is None or not issubclass(model, BaseModel):
+            return []
+    return list(model.model_fields) if model is not None else []
 
 
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

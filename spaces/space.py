@@ -91,14 +91,17 @@ class SearchSpace(BaseModel):
 
     @model_validator(mode="after")
     def _keys_consistent(self) -> SearchSpace:
+        # ConfigErrors name the keys at fault; pydantic's own report would quote the whole space as the value.
         both = sorted(set(self.fixed) & set(self.parameters))
         if both:
-            raise ValueError(f"keys both fixed and searched: {both}")
+            raise ConfigError(f"parameters[{both[0]!r}]", both, "a key is either fixed or searched, not both")
         known = set(self.fixed) | set(self.parameters)
         for key, parameter in self.parameters.items():
             for condition_key in parameter.when or {}:
                 if condition_key not in known:
-                    raise ValueError(f"parameter {key!r} has a condition on {condition_key!r}, which is neither fixed nor searched")
+                    raise ConfigError(
+                        f"parameters[{key!r}].when", condition_key, "a condition names a key that is fixed or searched"
+                    )
         return self
 
     def ordered_parameters(self) -> list[tuple[str, Parameter]]:
@@ -201,4 +204,4 @@ def space_from_mapping(values: Mapping[str, Any], source: str) -> SearchSpace:
         if len(location) >= 2 and location[0] == "parameters":
             field = f"parameters[{location[1]!r}]" + "".join(f".{part}" for part in location[2:])
             raise ConfigError(field, first.get("input"), first["msg"].removeprefix("Value error, "), source) from None
-        raise config_error_from(error, source) from None
+        raise config_error_from(error, source, SearchSpace) from None

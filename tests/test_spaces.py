@@ -85,10 +85,19 @@ def test_space_errors_name_the_parameter(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="exactly one of"):
         load_space(str(path))
     path.write_text(yaml.safe_dump({"parameters": {"augmentation.magnitude": {"integer": [1, 5], "when": {"augmentation.policy": "randaugment"}}}}))
-    with pytest.raises(ConfigError, match="condition on 'augmentation.policy'"):
+    with pytest.raises(
+        ConfigError, match=r"parameters\['augmentation.magnitude'\].when .*'augmentation.policy' is not allowed; a condition"
+    ) as raised:
+        load_space(str(path))
+    assert "integer" not in str(raised.value), "the error names the keys at fault, not the whole space"
+    path.write_text(yaml.safe_dump({"fixed": {"optimizer.lr": 0.1}, "parameters": {"optimizer.lr": {"choice": [0.1, 0.2]}}}))
+    with pytest.raises(ConfigError, match=r"parameters\['optimizer.lr'\].*either fixed or searched, not both$"):
         load_space(str(path))
     path.write_text(yaml.safe_dump({"parameters": {"optimizer.lrr": {"uniform": [0.1, 0.2]}}}))
-    with pytest.raises(ConfigError, match="optimizer.lrr.*unknown field"):
+    with pytest.raises(ConfigError, match="optimizer.lrr.*unknown field; allowed: name, lr, weight_decay, momentum"):
+        load_space(str(path)).validate_samples()
+    path.write_text(yaml.safe_dump({"parameters": {"optimiser.lr": {"uniform": [0.1, 0.2]}}}))
+    with pytest.raises(ConfigError, match=r"^optimiser.lr: 0.1 is not allowed; unknown field; allowed: real_fraction, augmentation"):
         load_space(str(path)).validate_samples()
 
 
