@@ -3,7 +3,8 @@ traditional augmentation policies (`generators.augmentation`) that trials and th
 Importing the package registers every built-in generator and policy."""
 
 from generators.base import Generator, ProgressCallback, create_generator, generator_class
-from generators.ddpm import DDPMGenerator, DDPMSettings
+from generators.ddpm import DDPMGenerator
+from generators.ddpm_settings import DDPMSettings
 from generators.errors import GeneratorError, LeakageError, PoolError
 from generators.oversample import OversampleGenerator, OversampleSettings
 
