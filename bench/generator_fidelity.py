@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from generators.base import create_generator, resolve_generator_settings  # noqa: E402
+from generators import create_generator  # noqa: E402
 from spaces import TrialConfig  # noqa: E402
 from trainables.datasets import ImageSet, SearchData, load_dataset  # noqa: E402
 from trainables.trial import TrialSettings, train_classifier  # noqa: E402
@@ -59,10 +59,8 @@ def main() -> None:
         # The first images of each class: the split is already shuffled.
         keep = np.concatenate([np.flatnonzero(data.train.labels == index)[: arguments.max_per_class] for index in range(data.num_classes)])
         data = SearchData(data.name, data.class_names, data.ordinal, data.train.subset(np.sort(keep)), data.val)
-    settings = resolve_generator_settings("ddpm", parse_settings(arguments.setting))
-    generator = create_generator(
-        "ddpm", settings=settings, num_classes=data.num_classes, channels=data.channels, image_size=data.image_size,
-    )
+    settings = TrialConfig.from_mapping({"synthetic": {"generator": "ddpm", "settings": parse_settings(arguments.setting)}}).synthetic.settings
+    generator = create_generator(settings, num_classes=data.num_classes, channels=data.channels, image_size=data.image_size)
     train_counts = data.train.class_counts(data.num_classes)
     started = time.perf_counter()
     generator.fit(data.train.images, data.train.labels, seed=0)

@@ -24,7 +24,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from generators.base import Generator, create_generator  # noqa: E402
+from generators import DDPMSettings, Generator, create_generator  # noqa: E402
 from generators.pool import PoolKey, SyntheticPool  # noqa: E402
 from search.run import main as run_search  # noqa: E402
 
@@ -49,7 +49,7 @@ def amortization_space(epochs: int, training_steps: int) -> dict:
 
 def load_fitted_ddpm(pool: SyntheticPool, key: PoolKey, settings: dict, num_classes: int, image_size: int) -> Generator:
     # The phantom data is grayscale.
-    generator = create_generator("ddpm", settings=settings, num_classes=num_classes, channels=1, image_size=image_size)
+    generator = create_generator(DDPMSettings.model_validate(settings), num_classes=num_classes, channels=1, image_size=image_size)
     pool.load_generator(key, generator)
     return generator
 
