@@ -79,8 +79,8 @@ def main() -> None:
     synthetic_score = validation_balanced_accuracy(synthetic, data, arguments.epochs)
 
     print(f"\nddpm on {data.name} at {data.image_size} px, {len(data.train)} training images; settings:")
-    print(json.dumps(settings, sort_keys=True))
-    print(f"fit:                                 {fit_seconds:7.1f} s ({settings['training_steps']} steps)")
+    print(settings.model_dump_json())
+    print(f"fit:                                 {fit_seconds:7.1f} s ({settings.training_steps} steps)")
     print(f"sampling:                            {sampling_seconds / len(synthetic):7.3f} s per image ({len(synthetic)} images)")
     for index, name in enumerate(data.class_names):
         real_mean = data.train.images[data.train.labels == index].mean()
