@@ -16,6 +16,8 @@ from trainables.datasets.sources import DATA_SOURCES
 
 __all__ = [
     "DATA_SOURCES",
+    "FILE_SOURCES",
+    "SOURCE_FORMS",
     "DatasetError",
     "DatasetSplits",
     "ImageSet",
