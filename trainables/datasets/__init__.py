@@ -1,5 +1,6 @@
 """Data sources for a sweep: `load_dataset(source)` turns a source string (phantom, image folder,
-.npz, .parquet, medmnist:<flag>) into train / val in memory and a lazily read test split."""
+.npz, .parquet, medmnist:<flag>) into train / val in memory and a lazily read test split, using
+the loader registered in DATA_SOURCES under the name the string means."""
 
 from __future__ import annotations
 
