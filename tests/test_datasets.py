@@ -16,8 +16,20 @@ import pyarrow.parquet as parquet
 import pytest
 from PIL import Image
 
-from trainables.datasets import DatasetError, DatasetSplits, ImageSet, SearchData, describe_sources, load_dataset
-from trainables.datasets.splits import stratified_partition
+from spaces import ConfigError
+from trainables.datasets import (
+    DATA_SOURCES,
+    FILE_SOURCES,
+    SOURCE_FORMS,
+    DatasetError,
+    DatasetSplits,
+    ImageSet,
+    LoadOptions,
+    SearchData,
+    describe_sources,
+    load_dataset,
+)
+from trainables.datasets.splits import assemble_splits, stratified_partition
 from trainables.errors import TrainableInputError
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -397,6 +409,69 @@ def test_unknown_source_lists_the_accepted_forms(tmp_path: Path) -> None:
     assert "medmnist:<flag>" in describe_sources()
 
 
+def test_a_data_source_registered_under_a_new_name_is_loaded_through_the_registry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(DATA_SOURCES, "_entries", dict(DATA_SOURCES._entries))
+    monkeypatch.setitem(FILE_SOURCES, ".tiny", "tiny")
+    calls: list[tuple[str, LoadOptions]] = []
+
+    # What adding a source takes: one function and one registration line (and the suffix rule above).
+    @DATA_SOURCES.register("tiny")
+    def load_tiny(location: str, options: LoadOptions) -> DatasetSplits:
+        calls.append((location, options))
+        size = options.image_size or 4
+        labels = np.arange(20) % 2
+        # Each image's pixels hold its label, so the test can see labels follow images through the split.
+        images = np.broadcast_to(labels.astype(np.uint8)[:, None, None, None], (20, 1, size, size)).copy()
+        train = ImageSet(images=images, labels=labels, ids=np.array([f"tiny/{index}" for index in range(20)]))
+        return assemble_splits(
+            options, name=Path(location).stem, class_names=("even", "odd"), train=train, val=None, test_loader=None
+        )
+
+    path = tmp_path / "numbers.tiny"
+    path.write_text("")
+    splits = load_dataset(path, image_size=8, seed=3, split_fractions=[0.6, 0.2, 0.2])
+    assert calls == [(str(path), LoadOptions(image_size=8, seed=3, split_fractions=(0.6, 0.2, 0.2)))]
+    assert splits.name == "numbers" and splits.class_names == ("even", "odd") and not splits.ordinal
+    assert (len(splits.train), len(splits.val), len(splits.load_test())) == (12, 4, 4)
+    assert splits.image_size == 8
+    np.testing.assert_array_equal(splits.train.images[:, 0, 0, 0], splits.train.labels)
+
+
+def test_a_source_string_meaning_an_unregistered_source_names_the_registered_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(FILE_SOURCES, ".tiny", "tiny")
+    (tmp_path / "numbers.tiny").write_text("")
+    with pytest.raises(
+        ConfigError,
+        match=r"^data: 'tiny' is not allowed; unknown data source; registered: image_folder, medmnist, npz, parquet, phantom$",
+    ):
+        load_dataset(tmp_path / "numbers.tiny")
+    with pytest.raises(ConfigError, match=r"registered: image_folder, .*; did you mean 'parquet'\?"):
+        DATA_SOURCES.get("parket")
+
+
+def test_every_registered_data_source_is_described_for_help_and_errors() -> None:
+    assert sorted(SOURCE_FORMS) == DATA_SOURCES.names() == ["image_folder", "medmnist", "npz", "parquet", "phantom"]
+    for form, _ in SOURCE_FORMS.values():
+        assert f"  {form} " in describe_sources()
+
+
+def test_load_options_are_checked_and_normalised_when_made() -> None:
+    options = LoadOptions(
+        image_size=np.int64(16), channels=np.int64(3), seed=np.int64(2), split_fractions=[0.5, 0.25, 0.25]
+    )
+    assert options == LoadOptions(image_size=16, channels=3, seed=2, split_fractions=(0.5, 0.25, 0.25))
+    assert type(options.image_size) is int and type(options.seed) is int and isinstance(options.split_fractions, tuple)
+    assert (options.ordinal_or(True), LoadOptions(ordinal=False).ordinal_or(True)) == (True, False)
+    with pytest.raises(DatasetError, match=r"image_size must be a positive integer .* got True"):
+        LoadOptions(image_size=True)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.seed = 5  # type: ignore[misc]
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -408,6 +483,7 @@ def test_unknown_source_lists_the_accepted_forms(tmp_path: Path) -> None:
         ({"image_size": 0}, r"image_size must be a positive integer .* got 0"),
         ({"channels": 2}, r"channels must be 1 \(grayscale\), 3 \(RGB\) or None .* got 2"),
         ({"seed": -3}, r"seed must be a non-negative integer, got -3"),
+        ({"ordinal": 1}, r"ordinal must be True, False or None \(the source's default\), got 1"),
     ],
 )
 def test_invalid_options_are_rejected_before_loading(options: dict[str, object], message: str) -> None:

@@ -1,27 +1,28 @@
 """Data sources for a sweep: `load_dataset(source)` turns a source string (phantom, image folder,
-.npz, .parquet, medmnist:<flag>) into train / val in memory and a lazily read test split."""
+.npz, .parquet, medmnist:<flag>) into train / val in memory and a lazily read test split, using
+the loader registered in DATA_SOURCES under the name the string means."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
-from trainables.datasets.image_conversion import validate_image_options
-from trainables.datasets.image_folder import load_image_folder
+# The loader modules register their data sources in DATA_SOURCES when imported.
+from trainables.datasets import image_folder, medmnist_source, npz, parquet, phantom  # noqa: F401
 from trainables.datasets.image_set import DatasetError, DatasetSplits, ImageSet, SearchData
-from trainables.datasets.medmnist_source import MEDMNIST_PREFIX, ROOT_ENVIRONMENT_VARIABLE, load_medmnist
-from trainables.datasets.npz import load_npz
-from trainables.datasets.parquet import load_parquet
-from trainables.datasets.phantom import DEFAULT_PHANTOM_IMAGE_SIZE, PHANTOM_CLASS_NAMES, load_phantom, make_phantom
-from trainables.datasets.splits import validate_split_fractions
+from trainables.datasets.load_options import LoadOptions
+from trainables.datasets.medmnist_source import MEDMNIST_PREFIX, ROOT_ENVIRONMENT_VARIABLE
+from trainables.datasets.phantom import DEFAULT_PHANTOM_IMAGE_SIZE, PHANTOM_CLASS_NAMES, make_phantom
+from trainables.datasets.sources import DATA_SOURCES
 
 __all__ = [
+    "DATA_SOURCES",
+    "FILE_SOURCES",
+    "SOURCE_FORMS",
     "DatasetError",
     "DatasetSplits",
     "ImageSet",
+    "LoadOptions",
     "SearchData",
     "PHANTOM_CLASS_NAMES",
     "describe_sources",
@@ -30,33 +31,54 @@ __all__ = [
 ]
 
 PHANTOM_SOURCE = "phantom"
-_FILE_LOADERS = {".npz": load_npz, ".parquet": load_parquet}
+# A file's suffix -> the data source that reads it.
+FILE_SOURCES = {".npz": "npz", ".parquet": "parquet"}
+
+# How each registered data source is written as a source string, and what it is: for --help and errors.
+SOURCE_FORMS: dict[str, tuple[str, str]] = {
+    "phantom": (
+        PHANTOM_SOURCE,
+        f"built-in procedural brain-MRI-like slices, 4 ordinal classes (about 50/35/14/1 %), "
+        f"{DEFAULT_PHANTOM_IMAGE_SIZE} px unless image_size is given",
+    ),
+    "medmnist": (
+        MEDMNIST_PREFIX + "<flag>",
+        f"a MedMNIST 2D dataset such as {MEDMNIST_PREFIX}pneumoniamnist, downloaded once into "
+        f"${ROOT_ENVIRONMENT_VARIABLE} (default ~/.medmnist)",
+    ),
+    "npz": ("path/to/data.npz", "MedMNIST layout: train_images, train_labels, optionally val_*, test_* and class_names"),
+    "parquet": (
+        "path/to/data.parquet",
+        "Hugging Face layout: 'image' (PNG/JPEG bytes or struct {bytes, path}), 'label' (int), optional 'split'",
+    ),
+    "image_folder": (
+        "path/to/folder",
+        "one subfolder per class (PNG/JPEG/BMP/TIFF), optionally inside train/, val/ (or validation/) and test/",
+    ),
+}
 
 
 def describe_sources() -> str:
     """The accepted source forms, for --help and for errors."""
-    return "\n".join(
-        [
-            f"  {PHANTOM_SOURCE:<22} built-in procedural brain-MRI-like slices, 4 ordinal classes "
-            f"(about 50/35/14/1 %), {DEFAULT_PHANTOM_IMAGE_SIZE} px unless image_size is given",
-            f"  {MEDMNIST_PREFIX + '<flag>':<22} a MedMNIST 2D dataset such as {MEDMNIST_PREFIX}pneumoniamnist, "
-            f"downloaded once into ${ROOT_ENVIRONMENT_VARIABLE} (default ~/.medmnist)",
-            f"  {'path/to/data.npz':<22} MedMNIST layout: train_images, train_labels, optionally val_*, test_* "
-            f"and class_names",
-            f"  {'path/to/data.parquet':<22} Hugging Face layout: 'image' (PNG/JPEG bytes or struct "
-            f"{{bytes, path}}), 'label' (int), optional 'split'",
-            f"  {'path/to/folder':<22} one subfolder per class (PNG/JPEG/BMP/TIFF), optionally inside "
-            f"train/, val/ (or validation/) and test/",
-        ]
-    )
+    return "\n".join(f"  {form:<22} {description}" for form, description in SOURCE_FORMS.values())
 
 
-def _validate_options(seed: int, ordinal: bool | None, split_fractions: Sequence[float]) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise DatasetError(f"seed must be a non-negative integer, got {seed!r}")
-    if ordinal is not None and not isinstance(ordinal, bool):
-        raise DatasetError(f"ordinal must be True, False or None (the source's default), got {ordinal!r}")
-    validate_split_fractions(split_fractions)
+def _source_and_location(text: str) -> tuple[str, str]:
+    """The name of the data source a source string means, and the location to pass to it."""
+    if text == PHANTOM_SOURCE:
+        return "phantom", ""
+    if text.lower().startswith(MEDMNIST_PREFIX):
+        return "medmnist", text[len(MEDMNIST_PREFIX) :]
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return "image_folder", str(path)
+    if path.suffix.lower() in FILE_SOURCES:
+        return FILE_SOURCES[path.suffix.lower()], str(path)
+    if path.exists():
+        raise DatasetError(
+            f"data source '{text}' is a file but neither {' nor '.join(FILE_SOURCES)}; accepted:\n{describe_sources()}"
+        )
+    raise DatasetError(f"data source '{text}' does not exist and is not a known name; accepted:\n{describe_sources()}")
 
 
 def load_dataset(
@@ -74,26 +96,15 @@ def load_dataset(
 
     Splits the source lacks are carved out with a stratified split seeded by `seed`; see
     `trainables.datasets.splits.assemble_splits`. Raises DatasetError naming what is wrong."""
-    validate_image_options(image_size, channels)
-    _validate_options(seed, ordinal, split_fractions)
-    options = dict(
-        image_size=image_size, channels=channels, seed=int(seed), split_fractions=split_fractions, ordinal=ordinal
+    options = LoadOptions(
+        image_size=image_size,
+        channels=channels,
+        seed=seed,
+        split_fractions=split_fractions,
+        ordinal=ordinal,
+        phantom_count=phantom_count,
     )
     if not isinstance(source, (str, os.PathLike)) or not str(source).strip():
         raise DatasetError(f"data source must be a non-empty string, got {source!r}; accepted:\n{describe_sources()}")
-    text = str(source).strip()
-    if text == PHANTOM_SOURCE:
-        return load_phantom(count=phantom_count, **options)
-    if text.lower().startswith(MEDMNIST_PREFIX):
-        return load_medmnist(text[len(MEDMNIST_PREFIX) :], **options)
-    path = Path(text).expanduser()
-    loader = _FILE_LOADERS.get(path.suffix.lower())
-    if loader is not None and not path.is_dir():
-        return loader(path, **options)
-    if path.is_dir():
-        return load_image_folder(path, **options)
-    if path.exists():
-        raise DatasetError(
-            f"data source '{text}' is a file but neither .npz nor .parquet; accepted:\n{describe_sources()}"
-        )
-    raise DatasetError(f"data source '{text}' does not exist and is not a known name; accepted:\n{describe_sources()}")
+    name, location = _source_and_location(str(source).strip())
+    return DATA_SOURCES.get(name)(location, options)

@@ -14,7 +14,6 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 from trainables.datasets.image_set import DatasetError
 
 IMAGE_SUFFIXES: tuple[str, ...] = IMG_EXTENSIONS
-ALLOWED_CHANNELS = (1, 3)
 
 # Modes Pillow decodes single-channel images into; anything else (RGB, RGBA, P, CMYK, YCbCr)
 # is treated as colour.
@@ -22,21 +21,6 @@ _GRAYSCALE_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B
 _SIXTEEN_BIT_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
 
 ImageSource = Path | bytes
-
-
-def validate_image_options(image_size: int | None, channels: int | None) -> None:
-    """Reject an image_size or channels value before any file is read."""
-    if image_size is not None and (
-        isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 1
-    ):
-        raise DatasetError(
-            f"image_size must be a positive integer (pixels per side) or None to keep the source size, "
-            f"got {image_size!r}"
-        )
-    if channels is not None and (isinstance(channels, bool) or channels not in ALLOWED_CHANNELS):
-        raise DatasetError(
-            f"channels must be 1 (grayscale), 3 (RGB) or None to keep the source's, got {channels!r}"
-        )
 
 
 def _open(source: ImageSource, name: str) -> Image.Image:

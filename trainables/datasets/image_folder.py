@@ -4,14 +4,15 @@ validation/) and test/ folders; test files are opened only when `load_test` is c
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from torchvision.datasets.folder import make_dataset
 
-from trainables.datasets.image_conversion import IMAGE_SUFFIXES, decode_images, validate_image_options
+from trainables.datasets.image_conversion import IMAGE_SUFFIXES, decode_images
 from trainables.datasets.image_set import DatasetError, DatasetSplits, ImageSet
+from trainables.datasets.load_options import LoadOptions
+from trainables.datasets.sources import DATA_SOURCES
 from trainables.datasets.splits import assemble_splits
 
 # Folder name -> split it holds.
@@ -102,20 +103,12 @@ def _load_test_folder(
     return _decode(_list_files(test_folder, class_names, require_every_class=False), root, image_size, channels)[0]
 
 
-def load_image_folder(
-    root: Path,
-    *,
-    image_size: int | None,
-    channels: int | None,
-    seed: int,
-    split_fractions: Sequence[float],
-    ordinal: bool | None,
-) -> DatasetSplits:
-    """Class names are the training class folders' names, sorted. Files are found recursively
-    inside each class folder; ids are paths relative to `root`. With channels=None a folder
-    of grayscale images stays grayscale and any colour image makes all of them RGB."""
-    validate_image_options(image_size, channels)
-    root = Path(root)
+@DATA_SOURCES.register("image_folder")
+def load_image_folder(location: str, options: LoadOptions) -> DatasetSplits:
+    """The folder at `location`. Class names are the training class folders' names, sorted. Files
+    are found recursively inside each class folder; ids are paths relative to the folder. With
+    channels=None a folder of grayscale images stays grayscale and any colour image makes all RGB."""
+    root = Path(location)
     if not root.is_dir():
         raise DatasetError(f"image folder '{root}' does not exist")
     split_folders = _split_folders(root)
@@ -125,21 +118,14 @@ def load_image_folder(
         _list_files(split_folders["val"], class_names, require_every_class=False) if "val" in split_folders else []
     )
     # Train and val are decoded together so that one colour image in either makes both RGB.
-    train_and_val, channels = _decode(train_files + val_files, root, image_size, channels)
+    train_and_val, channels = _decode(train_files + val_files, root, options.image_size, options.channels)
     train = train_and_val.subset(np.arange(len(train_files)))
     val = train_and_val.subset(np.arange(len(train_files), len(train_and_val))) if val_files else None
     test_loader = (
-        functools.partial(_load_test_folder, root, split_folders["test"], class_names, image_size, channels)
+        functools.partial(_load_test_folder, root, split_folders["test"], class_names, options.image_size, channels)
         if "test" in split_folders
         else None
     )
     return assemble_splits(
-        name=root.resolve().name,
-        class_names=class_names,
-        ordinal=bool(ordinal),
-        train=train,
-        val=val,
-        test_loader=test_loader,
-        seed=seed,
-        split_fractions=split_fractions,
+        options, name=root.resolve().name, class_names=class_names, train=train, val=val, test_loader=test_loader
     )

@@ -101,9 +101,9 @@ class ImageSet:
 
 
 @dataclass(frozen=True, eq=False)
-class SearchData:
-    """What a trial may see: train and validation only. This is what goes into Ray's object
-    store; it holds no test images and no reference to them."""
+class _TrainAndValidation:
+    """A named dataset's classes and its train and validation images: what `SearchData` and
+    `DatasetSplits` both hold. Neither is the other, so a DatasetSplits never passes for SearchData."""
 
     name: str
     class_names: tuple[str, ...]
@@ -114,6 +114,20 @@ class SearchData:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def channels(self) -> int:
+        return int(self.train.images.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train.images.shape[2])
+
+
+@dataclass(frozen=True, eq=False)
+class SearchData(_TrainAndValidation):
+    """What a trial may see: train and validation only. This is what goes into Ray's object
+    store; it holds no test images and no reference to them."""
 
     def class_index(self, key: str) -> int:
         """A class named in a configuration (`real_fraction.<class>`, `synthetic.classes`): its name or index."""
@@ -133,14 +147,6 @@ class SearchData:
             digest.update(np.ascontiguousarray(array).tobytes())
         return digest.hexdigest()[:16]
 
-    @property
-    def channels(self) -> int:
-        return int(self.train.images.shape[1])
-
-    @property
-    def image_size(self) -> int:
-        return int(self.train.images.shape[2])
-
 
 def _describe_counts(split_name: str, image_set: ImageSet, class_names: tuple[str, ...]) -> str:
     counts = image_set.class_counts(len(class_names))
@@ -149,28 +155,11 @@ def _describe_counts(split_name: str, image_set: ImageSet, class_names: tuple[st
 
 
 @dataclass(frozen=True, eq=False)
-class DatasetSplits:
+class DatasetSplits(_TrainAndValidation):
     """Train and validation in memory, and a loader for the test split that the search never calls."""
 
-    name: str
-    class_names: tuple[str, ...]
-    ordinal: bool
-    train: ImageSet
-    val: ImageSet
     test_loader: Callable[[], ImageSet] = field(repr=False)
     _loaded_test: list[ImageSet] = field(default_factory=list, init=False, repr=False)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def channels(self) -> int:
-        return int(self.train.images.shape[1])
-
-    @property
-    def image_size(self) -> int:
-        return int(self.train.images.shape[2])
 
     def load_test(self) -> ImageSet:
         """Read the test split (once; later calls return the same set). Only for final evaluation."""

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from trainables.datasets.image_conversion import convert_image_array, validate_image_options
+from trainables.datasets.image_conversion import convert_image_array
 from trainables.datasets.image_set import DatasetError, DatasetSplits, ImageSet
+from trainables.datasets.load_options import LoadOptions
+from trainables.datasets.sources import DATA_SOURCES
 from trainables.datasets.splits import assemble_splits
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -112,39 +114,40 @@ def _class_names(npz: np.lib.npyio.NpzFile, path: Path, labels: Sequence[np.ndar
     return tuple(str(index) for index in range(class_count))
 
 
-def load_npz(
+@DATA_SOURCES.register("npz")
+def load_npz(location: str, options: LoadOptions) -> DatasetSplits:
+    """The npz file at `location`, named after the file."""
+    path = Path(location)
+    return load_npz_file(path, options, name=path.stem)
+
+
+def load_npz_file(
     path: Path,
+    options: LoadOptions,
     *,
-    image_size: int | None,
-    channels: int | None,
-    seed: int,
-    split_fractions: Sequence[float],
-    ordinal: bool | None,
-    name: str | None = None,
+    name: str,
     class_names: Sequence[str] | None = None,
+    ordinal_by_default: bool = False,
 ) -> DatasetSplits:
     """Train and val from a MedMNIST-layout npz (val carved out of train if the file has none;
     test carved out of train if it has no test arrays). Class names: `class_names`, else the
     file's `class_names` array, else "0".."K-1"."""
-    validate_image_options(image_size, channels)
-    path = Path(path)
     with _open_npz(path) as npz:
         has_val, has_test = _check_layout(npz.files, path)
-        train = _read_split(npz, "train", path, image_size, channels)
+        train = _read_split(npz, "train", path, options.image_size, options.channels)
         # The validation images must match the training images' channels even if stored otherwise.
-        val = _read_split(npz, "val", path, image_size, train.images.shape[1]) if has_val else None
+        val = _read_split(npz, "val", path, options.image_size, train.images.shape[1]) if has_val else None
         if class_names is None:
             class_names = _class_names(npz, path, [train.labels] + ([val.labels] if val is not None else []))
     test_loader = (
-        functools.partial(_load_test_split, path, image_size, int(train.images.shape[1])) if has_test else None
+        functools.partial(_load_test_split, path, options.image_size, int(train.images.shape[1])) if has_test else None
     )
     return assemble_splits(
-        name=name or path.stem,
+        options,
+        name=name,
         class_names=class_names,
-        ordinal=bool(ordinal),
         train=train,
         val=val,
         test_loader=test_loader,
-        seed=seed,
-        split_fractions=split_fractions,
+        ordinal_by_default=ordinal_by_default,
     )

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as parquet
 
-from trainables.datasets.image_conversion import decode_images, validate_image_options
+from trainables.datasets.image_conversion import decode_images
 from trainables.datasets.image_set import DatasetError, DatasetSplits, ImageSet
+from trainables.datasets.load_options import LoadOptions
+from trainables.datasets.sources import DATA_SOURCES
 from trainables.datasets.splits import assemble_splits
 
 IMAGE_COLUMN, LABEL_COLUMN, SPLIT_COLUMN = "image", "label", "split"
@@ -113,41 +114,27 @@ def _load_test_rows(path: Path, image_size: int | None, channels: int) -> ImageS
     return _decode_rows(table, rows, path, "row/", image_size, channels)[0]
 
 
-def load_parquet(
-    path: Path,
-    *,
-    image_size: int | None,
-    channels: int | None,
-    seed: int,
-    split_fractions: Sequence[float],
-    ordinal: bool | None,
-) -> DatasetSplits:
-    """Splits from the `split` column when there is one (test rows decoded only by `load_test`),
-    else a stratified split of all rows. Ids are "row/<row number in the file>"."""
-    validate_image_options(image_size, channels)
-    path = Path(path)
+@DATA_SOURCES.register("parquet")
+def load_parquet(location: str, options: LoadOptions) -> DatasetSplits:
+    """The parquet file at `location`. Splits from the `split` column when there is one (test rows
+    decoded only by `load_test`), else a stratified split of all rows. Ids are "row/<row number>"."""
+    path = Path(location)
     table = _read_table(path)
     row_splits = _splits(table, path)
     if row_splits is None:
         row_splits = np.full(table.num_rows, "train")
     train_and_val_rows = np.flatnonzero(row_splits != "test")
     # Train and val are decoded together so that one colour image in either makes both RGB.
-    train_and_val, channels = _decode_rows(table, train_and_val_rows, path, "row/", image_size, channels)
+    train_and_val, channels = _decode_rows(table, train_and_val_rows, path, "row/", options.image_size, options.channels)
     is_val = row_splits[train_and_val_rows] == "val"
     train = train_and_val.subset(np.flatnonzero(~is_val))
     val = train_and_val.subset(np.flatnonzero(is_val)) if is_val.any() else None
     has_test = bool((row_splits == "test").any())
+    test_loader = functools.partial(_load_test_rows, path, options.image_size, channels) if has_test else None
     class_names = _class_names_from_metadata(table, path)
     if class_names is None:
         class_count = int(train_and_val.labels.max()) + 1 if len(train_and_val) else 0
         class_names = tuple(str(index) for index in range(class_count))
     return assemble_splits(
-        name=path.stem,
-        class_names=class_names,
-        ordinal=bool(ordinal),
-        train=train,
-        val=val,
-        test_loader=functools.partial(_load_test_rows, path, image_size, channels) if has_test else None,
-        seed=seed,
-        split_fractions=split_fractions,
+        options, name=path.stem, class_names=class_names, train=train, val=val, test_loader=test_loader
     )

@@ -3,11 +3,11 @@ and sulci widen with an ordinal dementia grade, imbalanced like the Alzheimer MR
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 from trainables.datasets.image_set import DatasetError, DatasetSplits, ImageSet
+from trainables.datasets.load_options import LoadOptions
+from trainables.datasets.sources import DATA_SOURCES
 from trainables.datasets.splits import assemble_splits
 
 PHANTOM_CLASS_NAMES: tuple[str, ...] = (
@@ -192,27 +192,21 @@ def make_phantom(count: int, image_size: int, seed: int) -> tuple[np.ndarray, np
     return images, labels.astype(np.int64)
 
 
-def load_phantom(
-    *,
-    count: int,
-    image_size: int | None,
-    channels: int | None,
-    seed: int,
-    split_fractions: Sequence[float],
-    ordinal: bool | None,
-) -> DatasetSplits:
-    """The phantom dataset split (stratified, seeded) into train / val / test."""
-    images, labels = make_phantom(count, image_size or DEFAULT_PHANTOM_IMAGE_SIZE, seed)
-    if channels == 3:
+@DATA_SOURCES.register("phantom")
+def load_phantom(location: str, options: LoadOptions) -> DatasetSplits:
+    """`options.phantom_count` phantom slices split (stratified, seeded) into train / val / test.
+    The phantom is built in, so it has no location; whatever is passed is ignored."""
+    count = options.phantom_count
+    images, labels = make_phantom(count, options.image_size or DEFAULT_PHANTOM_IMAGE_SIZE, options.seed)
+    if options.channels == 3:
         images = np.repeat(images, 3, axis=1)
     ids = np.array([f"phantom/{index:06d}" for index in range(count)])
     return assemble_splits(
+        options,
         name="phantom",
         class_names=PHANTOM_CLASS_NAMES,
-        ordinal=True if ordinal is None else ordinal,
         train=ImageSet(images=images, labels=labels, ids=ids),
         val=None,
         test_loader=None,
-        seed=seed,
-        split_fractions=split_fractions,
+        ordinal_by_default=True,
     )

@@ -10,25 +10,11 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from trainables.datasets.image_set import DatasetError, DatasetSplits, ImageSet
+from trainables.datasets.load_options import LoadOptions
 
 # Mixed into the generator seed so that split permutations are unrelated to the real-subset
 # permutations, which are seeded by (seed, class) over the train indices.
 _SPLIT_STREAM = 0x5B117
-
-
-def validate_split_fractions(split_fractions: Sequence[float]) -> tuple[float, float, float]:
-    """(train, val, test) shares: three positive numbers that sum to 1."""
-    message = (
-        f"split_fractions must be three positive numbers (train, val, test) that sum to 1, "
-        f"got {split_fractions!r}"
-    )
-    try:
-        fractions = tuple(float(value) for value in split_fractions)
-    except (TypeError, ValueError) as error:
-        raise DatasetError(message) from error
-    if len(fractions) != 3 or not all(value > 0 for value in fractions) or abs(sum(fractions) - 1) > 1e-6:
-        raise DatasetError(message)
-    return fractions  # type: ignore[return-value]
 
 
 def _part_counts(class_size: int, shares: Sequence[float]) -> list[int]:
@@ -79,23 +65,24 @@ def _check_labels(name: str, class_names: tuple[str, ...], split_name: str, imag
 
 
 def assemble_splits(
+    options: LoadOptions,
     *,
     name: str,
     class_names: Sequence[str],
-    ordinal: bool,
     train: ImageSet,
     val: ImageSet | None,
     test_loader: Callable[[], ImageSet] | None,
-    seed: int,
-    split_fractions: Sequence[float],
+    ordinal_by_default: bool = False,
 ) -> DatasetSplits:
     """Build the splits, carving what the source lacks out of `train` (all of the source when it
-    has neither val nor test) with a stratified split seeded by `seed`.
+    has neither val nor test) with a stratified split seeded by `options.seed`. The dataset is
+    ordinal as `options` asks, else `ordinal_by_default` (what the source says).
 
     val missing: val share = f_val / (f_train + f_val) of train. test missing: test share =
     f_test / (f_train + f_test) of train. Both missing: (f_train, f_val, f_test) of everything."""
     class_names = tuple(str(class_name) for class_name in class_names)
-    train_fraction, val_fraction, test_fraction = validate_split_fractions(split_fractions)
+    train_fraction, val_fraction, test_fraction = options.split_fractions
+    seed = options.seed
     if len(class_names) < 2:
         raise DatasetError(
             f"'{name}' has {len(class_names)} class ({list(class_names)}); a classifier needs at least 2"
@@ -136,5 +123,10 @@ def assemble_splits(
     if len(shared_ids):
         raise DatasetError(f"train and val of '{name}' share image ids {shared_ids[:5].tolist()}")
     return DatasetSplits(
-        name=name, class_names=class_names, ordinal=ordinal, train=train, val=val, test_loader=test_loader
+        name=name,
+        class_names=class_names,
+        ordinal=options.ordinal_or(ordinal_by_default),
+        train=train,
+        val=val,
+        test_loader=test_loader,
     )
