@@ -16,7 +16,6 @@ from trainables.datasets.load_options import LoadOptions
 from trainables.datasets.sources import DATA_SOURCES
 from trainables.datasets.splits import assemble_splits
 
-SPLIT_NAMES = ("train", "val", "test")
 CLASS_NAMES_KEY = "class_names"
 _LAYOUT_HELP = (
     "expected the MedMNIST layout: train_images and train_labels, optionally val_images/val_labels "
