@@ -201,6 +201,11 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
     if test_metrics_path:
         print(f"  test metrics of the best configuration: {test_metrics_path}")
     print(f"  Ray Tune results: {experiment_path}")
+    # The logging actors are quiet, so W&B's own per-run pointers are no longer printed: one line here instead.
+    if sweep.wandb.mode == "offline":
+        print(f"  W&B offline runs: {report_dir / 'wandb'} (upload with `wandb sync {report_dir / 'wandb'}/offline-run-*`)")
+    elif sweep.wandb.mode == "online":
+        print(f"  W&B runs: project {sweep.wandb.project!r}, group {name!r}")
     return SweepOutputs(name, experiment_path, report_dir, leaderboard_path, best_config_path, test_metrics_path, plots, finished, errored)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from spaces import SearchSpace
@@ -10,4 +11,7 @@ from trainables.trial import TrialSettings, tune_trial
 
 
 def search_trial(config: dict[str, Any], *, data: SearchData, space: SearchSpace, settings: TrialSettings) -> None:
+    # Ray logs every saved checkpoint at INFO from the trial's own process, one line per trial and epoch on
+    # the sweep's terminal; its warnings and errors still show.
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
     tune_trial(space.resolve(config), data, settings)
