@@ -42,7 +42,9 @@ def validation_balanced_accuracy(train: ImageSet, data: SearchData, epochs: int)
     })
     results: list[float] = []
     training_data = SearchData(name=data.name, class_names=data.class_names, ordinal=data.ordinal, train=train, val=data.val)
-    train_classifier(trial, training_data, TrialSettings(), on_epoch=lambda metrics, *_: results.append(metrics["val_balanced_accuracy"]))
+    train_classifier(
+        trial, training_data, TrialSettings(), on_epoch=lambda metrics, *_: results.append(metrics["val_balanced_accuracy"])
+    )
     return results[-1]
 
 
@@ -57,9 +59,13 @@ def main() -> None:
     data = load_dataset(arguments.data, image_size=arguments.image_size).for_search()
     if arguments.max_per_class:
         # The first images of each class: the split is already shuffled.
-        keep = np.concatenate([np.flatnonzero(data.train.labels == index)[: arguments.max_per_class] for index in range(data.num_classes)])
+        keep = np.concatenate(
+            [np.flatnonzero(data.train.labels == index)[: arguments.max_per_class] for index in range(data.num_classes)]
+        )
         data = SearchData(data.name, data.class_names, data.ordinal, data.train.subset(np.sort(keep)), data.val)
-    settings = TrialConfig.from_mapping({"synthetic": {"generator": "ddpm", "settings": parse_settings(arguments.setting)}}).synthetic.settings
+    settings = TrialConfig.from_mapping(
+        {"synthetic": {"generator": "ddpm", "settings": parse_settings(arguments.setting)}}
+    ).synthetic.settings
     generator = create_generator(settings, num_classes=data.num_classes, channels=data.channels, image_size=data.image_size)
     train_counts = data.train.class_counts(data.num_classes)
     started = time.perf_counter()

@@ -49,7 +49,9 @@ def amortization_space(epochs: int, training_steps: int) -> dict:
 
 def load_fitted_ddpm(pool: SyntheticPool, key: PoolKey, settings: dict, num_classes: int, image_size: int) -> Generator:
     # The phantom data is grayscale.
-    generator = create_generator(DDPMSettings.model_validate(settings), num_classes=num_classes, channels=1, image_size=image_size)
+    generator = create_generator(
+        DDPMSettings.model_validate(settings), num_classes=num_classes, channels=1, image_size=image_size
+    )
     pool.load_generator(key, generator)
     return generator
 
@@ -102,13 +104,19 @@ def main() -> None:
         pool_sampling = sampling_seconds(generator, [demands.max().tolist()])
         per_trial_sampling = sampling_seconds(generator, demands.values.tolist())
     trials_with_synthetic = int((leaderboard["synthetic_images"] > 0).sum())
-    print(f"\n{len(leaderboard)} trials on phantom at {arguments.image_size} px, ddpm with {arguments.training_steps} training steps")
+    print(
+        f"\n{len(leaderboard)} trials on phantom at {arguments.image_size} px, "
+        f"ddpm with {arguments.training_steps} training steps"
+    )
     print(f"images the pool generated:              {generated:7d}")
     print(f"sum of per-trial demands:               {demanded:7d}   ({demanded / max(generated, 1):.1f}x)")
     print(f"sampling the pool's images:             {pool_sampling:7.1f} s")
     print(f"sampling every trial's demand:          {per_trial_sampling:7.1f} s   ({per_trial_sampling / pool_sampling:.1f}x)")
     print(f"ddpm fit (once, through the pool):      {fit_seconds:7.1f} s")
-    print(f"ddpm fit per trial ({trials_with_synthetic} trials with synthetic): {fit_seconds * trials_with_synthetic:7.1f} s (that fit, repeated)")
+    print(
+        f"ddpm fit per trial ({trials_with_synthetic} trials with synthetic): "
+        f"{fit_seconds * trials_with_synthetic:7.1f} s (that fit, repeated)"
+    )
     print(f"whole sweep through the pool:           {sweep_seconds:7.1f} s (fit, generation, training, report)")
     print(f"per-class demands per trial:\n{demands.to_string(index=False)}")
 

@@ -75,10 +75,15 @@ def main() -> None:
         space_path.write_text(yaml.safe_dump(benchmark_space(arguments.epochs)))
         loop_seconds, count = plain_loop(space_path, arguments.data, arguments.image_size, arguments.repeats)
         search_seconds = {
-            mode: through_search(space_path, arguments.data, arguments.image_size, arguments.repeats, mode, Path(folder, "results"))
+            mode: through_search(
+                space_path, arguments.data, arguments.image_size, arguments.repeats, mode, Path(folder, "results")
+            )
             for mode in arguments.wandb_modes
         }
-    print(f"\n{count} configurations x {arguments.epochs} epochs x {arguments.repeats} repeats on {arguments.data} at {arguments.image_size} px")
+    print(
+        f"\n{count} configurations x {arguments.epochs} epochs x {arguments.repeats} repeats "
+        f"on {arguments.data} at {arguments.image_size} px"
+    )
     print(f"plain loop:                  {loop_seconds:7.1f} s")
     for mode, seconds in search_seconds.items():
         print(f"search.run, W&B {mode:9s}:  {seconds:7.1f} s   ratio {seconds / loop_seconds:5.2f}  (target <= 1.25)")

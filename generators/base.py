@@ -33,7 +33,9 @@ class Generator(ABC):
     needs_fit: ClassVar[bool]
     """True: must be fit on real images (or loaded) before it generates."""
 
-    def __init__(self, settings: GeneratorSettings, *, num_classes: int, channels: int, image_size: int, device: str = "cpu") -> None:
+    def __init__(
+        self, settings: GeneratorSettings, *, num_classes: int, channels: int, image_size: int, device: str = "cpu"
+    ) -> None:
         self.settings = settings
         self.num_classes = num_classes
         self.channels = channels

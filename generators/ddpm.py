@@ -218,7 +218,9 @@ class DDPMGenerator(Generator):
         }
         mismatched = {key: (metadata.get(key), value) for key, value in expected.items() if metadata.get(key) != value}
         if mismatched:
-            described = "; ".join(f"{key}: saved {saved!r}, this generator {wanted!r}" for key, (saved, wanted) in mismatched.items())
+            described = "; ".join(
+                f"{key}: saved {saved!r}, this generator {wanted!r}" for key, (saved, wanted) in mismatched.items()
+            )
             raise GeneratorError(f"cannot load the ddpm model in {directory}: it was fit differently ({described})")
         try:
             # Loading may initialise weights before overwriting them; keep that away from the caller's RNG.
@@ -298,7 +300,9 @@ def _as_tuple(value: Any) -> Any:
 def _read_metadata(directory: Path) -> dict[str, Any]:
     path = directory / METADATA_FILE
     if not path.is_file():
-        raise GeneratorError(f"cannot load the ddpm model in {directory}: {METADATA_FILE} is missing (not a saved ddpm generator)")
+        raise GeneratorError(
+            f"cannot load the ddpm model in {directory}: {METADATA_FILE} is missing (not a saved ddpm generator)"
+        )
     try:
         metadata = json.loads(path.read_text())
     except (OSError, ValueError) as error:

@@ -52,7 +52,10 @@ class DDPMSettings(GeneratorSettings):
     )
     sampling_steps: int = setting(25, ge=1, le=1000, description="DDIM steps per image (at most num_train_timesteps)")
     guidance_scale: float = setting(
-        2.0, ge=0.0, le=20.0, description="classifier-free guidance: 0 unconditional, 1 conditional, above 1 stronger class features"
+        2.0,
+        ge=0.0,
+        le=20.0,
+        description="classifier-free guidance: 0 unconditional, 1 conditional, above 1 stronger class features",
     )
     sampling_batch_size: int = setting(
         64, affects="nothing", ge=1, le=4096,

@@ -24,7 +24,9 @@ class OversampleGenerator(Generator):
     image_to_image = True
     needs_fit = False
 
-    def __init__(self, settings: OversampleSettings, *, num_classes: int, channels: int, image_size: int, device: str = "cpu") -> None:
+    def __init__(
+        self, settings: OversampleSettings, *, num_classes: int, channels: int, image_size: int, device: str = "cpu"
+    ) -> None:
         super().__init__(settings, num_classes=num_classes, channels=channels, image_size=image_size, device=device)
         self.transform = custom_transform(settings)
 

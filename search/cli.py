@@ -60,26 +60,43 @@ def _mapping(text: str) -> dict[str, Any]:
 def _add_field(parser: argparse.ArgumentParser, name: str, field: FieldInfo, destination: str) -> None:
     help_text = field.description or ""
     if name == "split_fractions":
-        parser.add_argument(_flag(name), dest=destination, type=float, nargs=3, metavar=("TRAIN", "VAL", "TEST"), help=help_text, default=argparse.SUPPRESS)
+        parser.add_argument(
+            _flag(name),
+            dest=destination,
+            type=float,
+            nargs=3,
+            metavar=("TRAIN", "VAL", "TEST"),
+            help=help_text,
+            default=argparse.SUPPRESS,
+        )
         return
     if typing.get_origin(field.annotation) is dict:
-        parser.add_argument(_flag(name), dest=destination, type=_mapping, metavar="YAML", help=help_text, default=argparse.SUPPRESS)
+        parser.add_argument(
+            _flag(name), dest=destination, type=_mapping, metavar="YAML", help=help_text, default=argparse.SUPPRESS
+        )
         return
     argument_type, choices, is_bool = _scalar_type(field.annotation)
     if is_bool:
-        parser.add_argument(_flag(name), dest=destination, action=argparse.BooleanOptionalAction, help=help_text, default=argparse.SUPPRESS)
+        parser.add_argument(
+            _flag(name), dest=destination, action=argparse.BooleanOptionalAction, help=help_text, default=argparse.SUPPRESS
+        )
         return
-    parser.add_argument(_flag(name), dest=destination, type=argument_type, choices=choices, help=help_text, default=argparse.SUPPRESS)
+    parser.add_argument(
+        _flag(name), dest=destination, type=argument_type, choices=choices, help=help_text, default=argparse.SUPPRESS
+    )
 
 
 def build_parser(sources_help: str, presets: Sequence[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m search.run",
-        description="Search augmentation policy, real-data fraction and backbone settings for a medical image classifier with Ray Tune.",
+        description="Search augmentation policy, real-data fraction and backbone settings for a medical image "
+        "classifier with Ray Tune.",
         epilog=EPILOG_TEMPLATE.format(sources=sources_help, presets=", ".join(presets)),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", help="YAML file of sweep settings (a best_config.yaml reruns a found configuration)", default=None)
+    parser.add_argument(
+        "--config", help="YAML file of sweep settings (a best_config.yaml reruns a found configuration)", default=None
+    )
     for name, field in SweepConfig.model_fields.items():
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):

@@ -22,7 +22,9 @@ class GeneratorResourceSettings(StrictModel):
     # holding one back for the whole sweep; on a cluster give it a GPU and the custom resource.
     cpus: float = Field(0.0, ge=0, description="CPUs per generator actor")
     gpus: float = Field(0.0, ge=0, description="GPUs per generator actor")
-    custom: dict[str, float] = Field(default_factory=dict, description="custom Ray resources, e.g. {generator_gpu: 1} for GPU nodes")
+    custom: dict[str, float] = Field(
+        default_factory=dict, description="custom Ray resources, e.g. {generator_gpu: 1} for GPU nodes"
+    )
 
     def ray_options(self) -> dict[str, Any]:
         return {"num_cpus": self.cpus, "num_gpus": self.gpus, "resources": dict(self.custom)}
@@ -40,7 +42,9 @@ class SweepConfig(StrictModel):
     """Every setting of a sweep. Each field is a CLI flag too (`num_samples` is `--num-samples`)."""
 
     data: str = Field("phantom", description="dataset source (see 'Data sources' below)")
-    image_size: int | None = Field(None, ge=8, le=1024, description="square image size in pixels; default: 32 for phantom, else the source's")
+    image_size: int | None = Field(
+        None, ge=8, le=1024, description="square image size in pixels; default: 32 for phantom, else the source's"
+    )
     channels: Literal[1, 3] | None = Field(None, description="1 (grayscale) or 3 (RGB); default: the source's")
     phantom_count: int = Field(1200, ge=100, le=1_000_000, description="number of phantom images")
     split_fractions: tuple[float, float, float] = Field(
@@ -49,22 +53,35 @@ class SweepConfig(StrictModel):
     ordinal: bool | None = Field(None, description="labels are ordered grades (quadratic kappa); default: the source's")
     space: str | dict[str, Any] = Field("quick", description="search space: a preset name or a YAML file")
     searcher: Literal["optuna", "random", "grid"] = Field("optuna", description="how configurations are chosen")
-    scheduler: Literal["asha", "none", "pbt"] = Field("asha", description="early stopping (asha), none, or Population Based Training")
+    scheduler: Literal["asha", "none", "pbt"] = Field(
+        "asha", description="early stopping (asha), none, or Population Based Training"
+    )
     num_samples: int = Field(10, ge=1, description="number of configurations to try (grid: ignored, every grid point runs once)")
     max_concurrent: int | None = Field(None, ge=1, description="most trials at once; default: as many as resources allow")
     metric: str = Field("val_balanced_accuracy", description="validation metric the search optimises")
     mode: Literal["max", "min"] | None = Field(None, description="max or min; default: min for losses, else max")
     time_budget_s: float | None = Field(None, gt=0, description="stop starting and running trials after this many seconds")
     resources: ResourceSettings = Field(default_factory=ResourceSettings)
-    repeats: int = Field(1, ge=1, le=1000, description="seeds per configuration (different real subsets and initialisations); the median is searched")
+    repeats: int = Field(
+        1,
+        ge=1,
+        le=1000,
+        description="seeds per configuration (different real subsets and initialisations); the median is searched",
+    )
     seed: int = Field(0, ge=0, description="base seed: repeat r of every configuration uses seed + r")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where trials train")
     storage: str = Field("./ray_results", description="Ray Tune storage: a folder or a URI (s3://, gs://)")
     name: str | None = Field(None, description="sweep name; default: <space>-<date>-<time>")
     resume: bool = Field(False, description="resume the interrupted sweep <storage>/<name>")
-    report_dir: str | None = Field(None, description="where leaderboard, best config and plots go; default: <storage>/<name> for a local folder, else ./sweeps/<name>")
+    report_dir: str | None = Field(
+        None,
+        description="where leaderboard, best config and plots go; default: <storage>/<name> for a local folder, "
+        "else ./sweeps/<name>",
+    )
     final_test: bool = Field(True, description="after the search, evaluate the best configuration once on the test split")
-    pool: str | None = Field(None, description="synthetic image pool: a folder or URI shared by sweeps; default: <storage>/synthetic_pool")
+    pool: str | None = Field(
+        None, description="synthetic image pool: a folder or URI shared by sweeps; default: <storage>/synthetic_pool"
+    )
     generator_replicas: int = Field(1, ge=1, le=64, description="generator actors per generator; they share the generation work")
     pregenerate: bool = Field(
         True, description="before trials start, make every image the space can ask of a noise generator (ddpm), so "
@@ -72,7 +89,9 @@ class SweepConfig(StrictModel):
     )
     generator_resources: GeneratorResourceSettings = Field(default_factory=GeneratorResourceSettings)
     wandb: WandbSettings = Field(default_factory=WandbSettings)
-    ray_address: str | None = Field(None, description="connect to this Ray cluster ('auto' on a cluster head); default: start a local one")
+    ray_address: str | None = Field(
+        None, description="connect to this Ray cluster ('auto' on a cluster head); default: start a local one"
+    )
     num_cpus: int | None = Field(None, ge=1, description="CPUs of the local Ray instance; default: all")
 
     @model_validator(mode="before")
@@ -137,5 +156,9 @@ def build_sweep_config(config_file: Mapping[str, Any], flags: Mapping[str, Any],
     space = load_space(chosen.get("space", SweepConfig.model_fields["space"].default))
     unknown = sorted(set(space.sweep) - set(SweepConfig.model_fields))
     if unknown:
-        raise ConfigError(f"sweep.{unknown[0]}", space.sweep[unknown[0]], f"unknown sweep setting in space {space.name!r}; allowed: {', '.join(SweepConfig.model_fields)}")
+        raise ConfigError(
+            f"sweep.{unknown[0]}",
+            space.sweep[unknown[0]],
+            f"unknown sweep setting in space {space.name!r}; allowed: {', '.join(SweepConfig.model_fields)}",
+        )
     return validate_sweep_config(merge(space.sweep, chosen), source)

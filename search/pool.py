@@ -81,7 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(sample_grid(pool, Path(arguments.output), arguments.per_class, arguments.generator))
         else:
             removed = pool.remove(arguments.generator, arguments.settings_hash)
-            print(f"removed {removed} images of {arguments.generator}" + (f" ({arguments.settings_hash})" if arguments.settings_hash else ""))
+            print(
+                f"removed {removed} images of {arguments.generator}"
+                + (f" ({arguments.settings_hash})" if arguments.settings_hash else "")
+            )
     # Every error a person can cause (a wrong path or name, an unwritable output) is one line, never a traceback.
     except (GeneratorError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)

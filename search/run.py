@@ -177,7 +177,9 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
     errored = sum(1 for result in results if result.error)
     leaderboard_path = report_dir / "leaderboard.csv"
     write_leaderboard(leaderboard_path, leaderboard)
-    print(f"\nLeaderboard of sweep {name!r} ({finished} trials with results, {errored} failed), by {sweep.metric} ({sweep.mode}):")
+    print(
+        f"\nLeaderboard of sweep {name!r} ({finished} trials with results, {errored} failed), by {sweep.metric} ({sweep.mode}):"
+    )
     if finished == 0:
         for result in results:
             if result.error:
@@ -186,15 +188,28 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
     print(printable_leaderboard(leaderboard, space, sweep))
 
     best_config_path = report_dir / "best_config.yaml"
-    write_best_config(best_config_path, best_sweep_settings(leaderboard, space, sweep, name), sweep.metric, float(leaderboard.iloc[0][sweep.metric]))
+    write_best_config(
+        best_config_path,
+        best_sweep_settings(leaderboard, space, sweep, name),
+        sweep.metric,
+        float(leaderboard.iloc[0][sweep.metric]),
+    )
     plots = tuple(
         path
         for group in ("augmentation.policy", "model.backbone")
-        if (path := plot_metric_against_real_fraction(
-            leaderboard, sweep.metric, group, report_dir / "plots" / f"{sweep.metric}_vs_real_fraction_by_{group.split('.')[-1]}.png"
-        )) is not None
+        if (
+            path := plot_metric_against_real_fraction(
+                leaderboard,
+                sweep.metric,
+                group,
+                report_dir / "plots" / f"{sweep.metric}_vs_real_fraction_by_{group.split('.')[-1]}.png",
+            )
+        )
+        is not None
     )
-    test_metrics_path = evaluate_best_on_test(results, leaderboard, space, sweep, dataset, report_dir) if sweep.final_test else None
+    test_metrics_path = (
+        evaluate_best_on_test(results, leaderboard, space, sweep, dataset, report_dir) if sweep.final_test else None
+    )
     print(f"\nReport: {report_dir}\n  leaderboard: {leaderboard_path}\n  best config: {best_config_path}")
     for path in plots:
         print(f"  plot: {path}")
@@ -206,7 +221,9 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
         print(f"  W&B offline runs: {report_dir / 'wandb'} (upload with `wandb sync {report_dir / 'wandb'}/offline-run-*`)")
     elif sweep.wandb.mode == "online":
         print(f"  W&B runs: project {sweep.wandb.project!r}, group {name!r}")
-    return SweepOutputs(name, experiment_path, report_dir, leaderboard_path, best_config_path, test_metrics_path, plots, finished, errored)
+    return SweepOutputs(
+        name, experiment_path, report_dir, leaderboard_path, best_config_path, test_metrics_path, plots, finished, errored
+    )
 
 
 def stop_after_planned_epochs(trial_id: str, result: dict) -> bool:

@@ -48,7 +48,10 @@ def prepare_generators(
     pool = get_synthetic_pool(pool_root)
     # Only training ids may ever be a generator's fit data or an image-to-image source.
     train_ids = [str(image_id) for image_id in data.train.ids]
-    ray.get(pool.register_dataset.remote(pool_dataset_name(data), train_ids, data.train.images.shape[1:]), timeout=ACTOR_CALL_TIMEOUT_S)
+    ray.get(
+        pool.register_dataset.remote(pool_dataset_name(data), train_ids, data.train.images.shape[1:]),
+        timeout=ACTOR_CALL_TIMEOUT_S,
+    )
     seeds = [sweep.seed + repeat for repeat in range(sweep.repeats)]
     actors: list[ray.actor.ActorHandle] = []
     for demand in demands:
@@ -73,7 +76,13 @@ def prepare_generators(
 
 
 def _fit_or_load(
-    replicas: list[ray.actor.ActorHandle], pool_root: str, settings: GeneratorSettings, key: PoolKey, data: SearchData, fit_fractions: dict[int, float], seed: int
+    replicas: list[ray.actor.ActorHandle],
+    pool_root: str,
+    settings: GeneratorSettings,
+    key: PoolKey,
+    data: SearchData,
+    fit_fractions: dict[int, float],
+    seed: int,
 ) -> None:
     indices, fit_subset = generator_fit_subset(data, fit_fractions, seed)
     fit_info = {
@@ -84,7 +93,9 @@ def _fit_or_load(
     started = time.perf_counter()
     print(f"Generator {settings.generator} ({settings.settings_hash}, seed {seed}): fitting on {len(indices)} training "
           "images, or loading the fitted model from the pool", flush=True)
-    answer = prepare_generator_actors(replicas, pool_root, key, data.train.images[indices], data.train.labels[indices], fit_info, seed)
+    answer = prepare_generator_actors(
+        replicas, pool_root, key, data.train.images[indices], data.train.labels[indices], fit_info, seed
+    )
     print(f"Generator {settings.generator} {answer['action']} in {time.perf_counter() - started:.0f} s", flush=True)
 
 

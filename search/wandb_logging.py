@@ -66,7 +66,9 @@ def create_wandb_callback(sweep: SweepConfig, sweep_name: str, run_directory: Pa
         return None
     if sweep.wandb.mode == "online" and not has_wandb_credentials():
         raise ConfigError(
-            "wandb.mode", "online", "online logging needs a W&B API key: set WANDB_API_KEY (or run `wandb login`), or use mode 'offline'"
+            "wandb.mode",
+            "online",
+            "online logging needs a W&B API key: set WANDB_API_KEY (or run `wandb login`), or use mode 'offline'",
         )
     run_directory.mkdir(parents=True, exist_ok=True)
     # Ray's callback asks for an API key at setup unless W&B's own mode variable says offline.

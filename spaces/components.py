@@ -75,7 +75,9 @@ class GeneratorSettings(ComponentSettings):
 
     def _hash_of(self, kinds: tuple[Affects, ...]) -> str:
         values = self.model_dump(mode="json")
-        kept = {name: values[name] for name, field in type(self).model_fields.items() if _affects(field.json_schema_extra) in kinds}
+        kept = {
+            name: values[name] for name, field in type(self).model_fields.items() if _affects(field.json_schema_extra) in kinds
+        }
         canonical = json.dumps({"generator": self.generator, "settings": kept}, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
 

@@ -112,7 +112,9 @@ class SearchSpace(BaseModel):
             decided = set(self.fixed) | {key for key, _ in ordered}
             ready = [key for key, parameter in pending.items() if set(parameter.when or {}) <= decided]
             if not ready:
-                raise ConfigError("parameters", sorted(pending), "conditions form a cycle; a `when:` may only refer to other parameters")
+                raise ConfigError(
+                    "parameters", sorted(pending), "conditions form a cycle; a `when:` may only refer to other parameters"
+                )
             ordered.extend((key, pending.pop(key)) for key in ready)
         return ordered
 

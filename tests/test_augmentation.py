@@ -190,7 +190,11 @@ def test_settings_are_introspectable_with_type_default_and_range() -> None:
     assert {key: schema["num_ops"][key] for key in ("type", "default", "minimum", "maximum")} == {
         "type": "integer", "default": 2, "minimum": 1, "maximum": 5,
     }
-    assert {key: schema["magnitude"][key] for key in ("default", "minimum", "maximum")} == {"default": 9, "minimum": 0, "maximum": 30}
+    assert {key: schema["magnitude"][key] for key in ("default", "minimum", "maximum")} == {
+        "default": 9,
+        "minimum": 0,
+        "maximum": 30,
+    }
     assert policy("hflip").probability == 0.5
     assert set(AUGMENTATION_POLICIES.entry("autoaugment").settings.model_fields) == {"policy"}
 

@@ -93,7 +93,9 @@ def test_known_backbones_are_timm_names_basic_cnn_included() -> None:
     assert not is_known_backbone("resnet81")
 
 
-def linear_probe(pretrained: bool = False, *, num_classes: int, in_chans: int, drop_rate: float = 0.0, **kwargs: object) -> nn.Module:
+def linear_probe(
+    pretrained: bool = False, *, num_classes: int, in_chans: int, drop_rate: float = 0.0, **kwargs: object
+) -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Dropout(drop_rate), nn.LazyLinear(num_classes))
 
 

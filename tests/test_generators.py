@@ -78,7 +78,8 @@ def test_registry_lists_the_built_in_generators() -> None:
 
 def test_unknown_generator_names_the_field_and_the_registered_ones() -> None:
     with pytest.raises(
-        ConfigError, match=r"synthetic.generator: 'dpm' is not allowed; unknown generator; registered: ddpm, oversample; did you mean 'ddpm'"
+        ConfigError,
+        match=r"synthetic.generator: 'dpm' is not allowed; unknown generator; registered: ddpm, oversample; did you mean 'ddpm'",
     ):
         _validated({"generator": "dpm"})
 
@@ -105,8 +106,14 @@ def test_settings_fill_defaults_and_take_integral_floats_from_samplers() -> None
         ({"class_dropout": math.nan}, r"synthetic.settings.class_dropout: nan .*finite number"),
         ({"block_out_channels": [12, 24]}, r"synthetic.settings.block_out_channels.0: 12 .*multiple of 8"),
         ({"block_out_channels": 32}, r"synthetic.settings.block_out_channels: 32 .*valid tuple"),
-        ({"sampling_steps": 100, "num_train_timesteps": 50}, r"synthetic.settings: .*sampling_steps = 100 is more than num_train_timesteps = 50"),
-        ({"beta_schedule": "cosine"}, r"synthetic.settings.beta_schedule: 'cosine' .*'linear', 'scaled_linear' or 'squaredcos_cap_v2'"),
+        (
+            {"sampling_steps": 100, "num_train_timesteps": 50},
+            r"synthetic.settings: .*sampling_steps = 100 is more than num_train_timesteps = 50",
+        ),
+        (
+            {"beta_schedule": "cosine"},
+            r"synthetic.settings.beta_schedule: 'cosine' .*'linear', 'scaled_linear' or 'squaredcos_cap_v2'",
+        ),
         ({"prediction_type": "sample"}, r"synthetic.settings.prediction_type: 'sample' .*'epsilon' or 'v_prediction'"),
     ],
 )
@@ -120,13 +127,19 @@ def test_settings_hash_ignores_key_order_and_operational_settings() -> None:
     backward = generator_settings("ddpm", layers_per_block=2.0, guidance_scale=3.0)
     assert forward.settings_hash == backward.settings_hash and len(forward.settings_hash) == 12
     assert forward.settings_hash != generator_settings("ddpm", guidance_scale=4, layers_per_block=2).settings_hash
-    assert forward.settings_hash == generator_settings("ddpm", guidance_scale=3, layers_per_block=2, sampling_batch_size=7).settings_hash
+    assert (
+        forward.settings_hash
+        == generator_settings("ddpm", guidance_scale=3, layers_per_block=2, sampling_batch_size=7).settings_hash
+    )
     # Explicit defaults name the same images as omitted ones.
     assert generator_settings("ddpm").settings_hash == generator_settings("ddpm", sampling_steps=25).settings_hash
 
 
 def test_fit_settings_hash_is_shared_across_sampling_settings() -> None:
-    assert generator_settings("ddpm", guidance_scale=1.0).fit_settings_hash == generator_settings("ddpm", sampling_steps=5).fit_settings_hash
+    assert (
+        generator_settings("ddpm", guidance_scale=1.0).fit_settings_hash
+        == generator_settings("ddpm", sampling_steps=5).fit_settings_hash
+    )
     assert generator_settings("ddpm").fit_settings_hash != generator_settings("ddpm", training_steps=7).fit_settings_hash
 
 

@@ -51,7 +51,9 @@ def test_ordinal_kappa_weighs_distant_grades_quadratically() -> None:
 def test_flat_dict_has_every_metric_and_a_recall_per_sanitised_class_name() -> None:
     metrics = metrics_of()
     assert list(metrics) == [*METRIC_NAMES, "recall_non_demented", "recall_very_mild", "recall_moderate"]
-    assert (metrics["recall_non_demented"], metrics["recall_very_mild"], metrics["recall_moderate"]) == pytest.approx((0.5, 1.0, 0.5))
+    assert (metrics["recall_non_demented"], metrics["recall_very_mild"], metrics["recall_moderate"]) == pytest.approx(
+        (0.5, 1.0, 0.5)
+    )
     assert all(type(value) is float for value in metrics.values())
 
 

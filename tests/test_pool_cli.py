@@ -64,7 +64,9 @@ def test_a_folder_that_is_not_a_pool_is_refused_and_left_alone(
     if command[0] == "grid":
         command = [*command, "--output", str(tmp_path / "grid.png")]
     assert main(["--pool", str(folder), *command]) == 2
-    assert_one_error_line(capsys.readouterr().err, str(folder), "is not a synthetic pool", "notes.txt", "<storage>/synthetic_pool")
+    assert_one_error_line(
+        capsys.readouterr().err, str(folder), "is not a synthetic pool", "notes.txt", "<storage>/synthetic_pool"
+    )
     assert sorted(path.name for path in folder.iterdir()) == ["notes.txt", "oversample--abc123abc123--holiday"]
     assert not (tmp_path / "grid.png").exists()
 

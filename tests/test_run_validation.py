@@ -23,8 +23,16 @@ def run(tmp_path: Path, space: dict, *flags: str) -> int:
     ("space", "flags", "expected"),
     [
         (SPACE, ["--metric", "val_aucroc"], ["metric", "did you mean 'val_auroc'"]),
-        ({"parameters": {"model.backbone": {"choice": ["basic_cnn", "resnet19x"]}}}, [], ["model.backbone", "resnet19x", "any timm model name"]),
-        ({"parameters": {"augmentation.policy": {"choice": ["randaugment"]}, "augmentation.magnitude": {"integer": [0, 99]}}}, [], ["magnitude", "99"]),
+        (
+            {"parameters": {"model.backbone": {"choice": ["basic_cnn", "resnet19x"]}}},
+            [],
+            ["model.backbone", "resnet19x", "any timm model name"],
+        ),
+        (
+            {"parameters": {"augmentation.policy": {"choice": ["randaugment"]}, "augmentation.magnitude": {"integer": [0, 99]}}},
+            [],
+            ["magnitude", "99"],
+        ),
         ({"parameters": {"real_fraction.severe": {"choice": [0.5]}}}, [], ["real_fraction.severe", "non_demented"]),
         (SPACE, ["--data", "/no/such/folder"], ["/no/such/folder"]),
         (SPACE, ["--scheduler", "pbt"], ["use searcher 'random'"]),
@@ -49,7 +57,18 @@ def test_help_documents_sources_presets_and_outputs(capsys: pytest.CaptureFixtur
         main(["--help"])
     assert exit_info.value.code == 0
     help_text = capsys.readouterr().out
-    for fragment in ("phantom", "medmnist:", ".npz", ".parquet", "quick", "kwon2024", "full", "leaderboard.csv", "best_config.yaml", "--repeats"):
+    for fragment in (
+        "phantom",
+        "medmnist:",
+        ".npz",
+        ".parquet",
+        "quick",
+        "kwon2024",
+        "full",
+        "leaderboard.csv",
+        "best_config.yaml",
+        "--repeats",
+    ):
         assert fragment in help_text, fragment
 
 

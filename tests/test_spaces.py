@@ -46,7 +46,9 @@ def test_values_outside_a_range_are_clamped_for_pbt_mutations() -> None:
 
 
 def test_fixed_values_apply_and_typed_fields_convert() -> None:
-    space = SearchSpace(fixed={"training.epochs": 3, "optimizer.name": "sgd"}, parameters={"optimizer.lr": {"loguniform": [1e-4, 1e-2]}})
+    space = SearchSpace(
+        fixed={"training.epochs": 3, "optimizer.name": "sgd"}, parameters={"optimizer.lr": {"loguniform": [1e-4, 1e-2]}}
+    )
     trial = space.resolve({"optimizer.lr": 0.001})
     assert trial.training.epochs == 3 and trial.optimizer.name == "sgd" and trial.optimizer.lr == 0.001
 
@@ -84,7 +86,11 @@ def test_space_errors_name_the_parameter(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({"parameters": {"optimizer.lr": {"uniform": [0.1, 0.2], "choice": [1]}}}))
     with pytest.raises(ConfigError, match="exactly one of"):
         load_space(str(path))
-    path.write_text(yaml.safe_dump({"parameters": {"augmentation.magnitude": {"integer": [1, 5], "when": {"augmentation.policy": "randaugment"}}}}))
+    path.write_text(
+        yaml.safe_dump(
+            {"parameters": {"augmentation.magnitude": {"integer": [1, 5], "when": {"augmentation.policy": "randaugment"}}}}
+        )
+    )
     with pytest.raises(
         ConfigError, match=r"parameters\['augmentation.magnitude'\].when .*'augmentation.policy' is not allowed; a condition"
     ) as raised:
@@ -97,7 +103,9 @@ def test_space_errors_name_the_parameter(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="optimizer.lrr.*unknown field; allowed: name, lr, weight_decay, momentum"):
         load_space(str(path)).validate_samples()
     path.write_text(yaml.safe_dump({"parameters": {"optimiser.lr": {"uniform": [0.1, 0.2]}}}))
-    with pytest.raises(ConfigError, match=r"^optimiser.lr: 0.1 is not allowed; unknown field; allowed: real_fraction, augmentation"):
+    with pytest.raises(
+        ConfigError, match=r"^optimiser.lr: 0.1 is not allowed; unknown field; allowed: real_fraction, augmentation"
+    ):
         load_space(str(path)).validate_samples()
 
 

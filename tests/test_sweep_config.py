@@ -108,7 +108,12 @@ def test_pbt_needs_mutable_parameters() -> None:
     with pytest.raises(ConfigError, match="no parameter `mutable: true`"):
         SCHEDULERS["pbt"](space, 4)
     scheduler = SCHEDULERS["pbt"](load_space("quick"), 8)
-    assert set(scheduler._hyperparam_mutations) == {"augmentation.magnitude", "augmentation.rotation_magnitude", "augmentation.brightness_magnitude", "optimizer.lr"}
+    assert set(scheduler._hyperparam_mutations) == {
+        "augmentation.magnitude",
+        "augmentation.rotation_magnitude",
+        "augmentation.brightness_magnitude",
+        "optimizer.lr",
+    }
 
 
 def test_default_sweep_is_the_quick_preset_on_phantom() -> None:

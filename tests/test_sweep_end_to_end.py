@@ -38,7 +38,9 @@ def run_sweep(tmp_path: Path, *flags: str) -> int:
     ])
 
 
-def test_phantom_sweep_writes_leaderboard_best_config_and_wandb_runs(tmp_path: Path, ray_cluster: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_phantom_sweep_writes_leaderboard_best_config_and_wandb_runs(
+    tmp_path: Path, ray_cluster: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     secret = "sk-test-secret-never-logged-0123456789"
     monkeypatch.setenv("WANDB_API_KEY", secret)
     code = run_sweep(
@@ -103,7 +105,9 @@ def test_search_never_reads_the_test_split(tmp_path: Path, ray_cluster: None) ->
     data = npz_with_unreadable_test_split(tmp_path / "trap.npz")
     with pytest.raises(DatasetError):
         load_dataset(str(data)).load_test()
-    code = run_sweep(tmp_path, "--data", str(data), "--num-samples", "4", "--name", "trap", "--wandb-mode", "disabled", "--no-final-test")
+    code = run_sweep(
+        tmp_path, "--data", str(data), "--num-samples", "4", "--name", "trap", "--wandb-mode", "disabled", "--no-final-test"
+    )
     assert code == 0
     assert len(pd.read_csv(tmp_path / "results" / "trap" / "leaderboard.csv")) == 4
 

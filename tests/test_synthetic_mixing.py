@@ -27,7 +27,9 @@ TRAIN_COUNTS = np.array([2566, 1781, 724, 49])
 def counts_only_data(counts: np.ndarray) -> SearchData:
     """A dataset with these training counts per class (1-pixel images: only the counts matter here)."""
     labels = np.repeat(np.arange(len(counts)), counts)
-    images = ImageSet(np.zeros((len(labels), 1, 1, 1), np.uint8), labels, np.array([f"train/{index}" for index in range(len(labels))]))
+    images = ImageSet(
+        np.zeros((len(labels), 1, 1, 1), np.uint8), labels, np.array([f"train/{index}" for index in range(len(labels))])
+    )
     return SearchData(name="counts", class_names=CLASSES, ordinal=True, train=images, val=images)
 
 

@@ -48,7 +48,9 @@ def brute_force_largest(space: SearchSpace, data) -> np.ndarray:
     largest = np.zeros(data.num_classes, np.int64)
     for values in itertools.product(*(space.parameters[key].choice for key in keys)):
         trial = space.resolve(dict(zip(keys, values)))
-        real_counts = real_subset_counts(data.train.class_counts(data.num_classes), fractions_by_class_index(trial.real_fraction, data))
+        real_counts = real_subset_counts(
+            data.train.class_counts(data.num_classes), fractions_by_class_index(trial.real_fraction, data)
+        )
         largest = np.maximum(largest, synthetic_counts(trial.synthetic, real_counts, data))
     return largest
 
@@ -72,7 +74,9 @@ def test_continuous_proportions_and_fractions_are_bounded_by_their_upper_ends(ph
 
 
 def test_generator_settings_must_be_choices_to_be_prepared() -> None:
-    space = SearchSpace(fixed={"synthetic.proportion": 0.5}, parameters={"synthetic.settings.guidance_scale": {"uniform": [1.0, 3.0]}})
+    space = SearchSpace(
+        fixed={"synthetic.proportion": 0.5}, parameters={"synthetic.settings.guidance_scale": {"uniform": [1.0, 3.0]}}
+    )
     with pytest.raises(ConfigError, match=r"synthetic.settings.guidance_scale.*need `choice` values"):
         generator_uses(space)
 
@@ -123,4 +127,6 @@ def test_folders_of_one_name_holding_other_images_are_other_datasets_in_the_pool
     Image.fromarray(np.full((16, 16), 7, np.uint8)).save(tmp_path / "a" / "scans" / "normal" / "0.png")
     assert pool_dataset_name(load_dataset(tmp_path / "a" / "scans", seed=0).for_search()) != pool_dataset_name(first)
     # Preprocessing is part of the identity too.
-    assert pool_dataset_name(load_dataset(tmp_path / "b" / "scans", seed=0, image_size=8).for_search()) != pool_dataset_name(second)
+    assert pool_dataset_name(load_dataset(tmp_path / "b" / "scans", seed=0, image_size=8).for_search()) != pool_dataset_name(
+        second
+    )

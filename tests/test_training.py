@@ -165,7 +165,9 @@ def test_class_weights_are_inverse_frequency_with_mean_one_over_samples() -> Non
     assert float(weights[labels].mean()) == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize(("name", "optimizer_type"), [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW), ("sgd", torch.optim.SGD)])
+@pytest.mark.parametrize(
+    ("name", "optimizer_type"), [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW), ("sgd", torch.optim.SGD)]
+)
 def test_optimizers_by_name(name: str, optimizer_type: type) -> None:
     optimizer = create_optimizer(name, nn.Linear(2, 2).parameters(), lr=0.1, weight_decay=0.01, momentum=0.8)
     assert type(optimizer) is optimizer_type

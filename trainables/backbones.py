@@ -131,7 +131,9 @@ def create_backbone(
         return _create(name, arguments, pretrained=True, pretrained_cfg_overlay=_checkpoint_overlay(name, checkpoint))
     if pretrained:
         if not (_config_value(name, "hf_hub_id") or _config_value(name, "url")):
-            raise BackboneError(f"backbone {name!r} has no published pretrained weights; pass pretrained_path or set pretrained false")
+            raise BackboneError(
+                f"backbone {name!r} has no published pretrained weights; pass pretrained_path or set pretrained false"
+            )
         try:
             return timm.create_model(name, pretrained=True, **arguments)
         except OSError as error:
@@ -143,7 +145,9 @@ def create_backbone(
     return _create(name, arguments, pretrained=False)
 
 
-def check_backbone(name: str, *, num_classes: int, in_channels: int, image_size: int, pretrained: bool, pretrained_path: str | None) -> None:
+def check_backbone(
+    name: str, *, num_classes: int, in_channels: int, image_size: int, pretrained: bool, pretrained_path: str | None
+) -> None:
     """Builds the backbone and runs two blank images through it, so a name, weights or an image size it cannot
     take fail before the sweep starts, by name, instead of in every trial."""
     model = create_backbone(
@@ -181,7 +185,9 @@ def _config_value(name: str, key: str) -> Any:
     return getattr(timm.get_pretrained_cfg(name), key, None)
 
 
-def _create(name: str, arguments: dict[str, Any], *, pretrained: bool, pretrained_cfg_overlay: dict[str, Any] | None = None) -> nn.Module:
+def _create(
+    name: str, arguments: dict[str, Any], *, pretrained: bool, pretrained_cfg_overlay: dict[str, Any] | None = None
+) -> nn.Module:
     try:
         return timm.create_model(name, pretrained=pretrained, pretrained_cfg_overlay=pretrained_cfg_overlay, **arguments)
     except BackboneError:

@@ -93,7 +93,9 @@ def build_replica(
     real_indices = real_subset_indices(data.train.labels, fractions_by_class_index(trial.real_fraction, data), seed)
     real_images = torch.from_numpy(data.train.images[real_indices])  # fancy indexing copies: writable
     real_labels = torch.from_numpy(data.train.labels[real_indices])
-    synthetic = fetch_synthetic_images(trial.synthetic, synthetic_source, data, real_indices, seed) if trial.synthetic.is_active else []
+    synthetic = (
+        fetch_synthetic_images(trial.synthetic, synthetic_source, data, real_indices, seed) if trial.synthetic.is_active else []
+    )
     mixed = mix_real_and_synthetic(real_images, real_labels, synthetic)
     images, labels = mixed.images, mixed.labels
     # The seed fixes the initial weights, so repeat r of two configurations starts alike.
@@ -107,7 +109,9 @@ def build_replica(
     loss_function = create_loss(label_smoothing=trial.training.label_smoothing, weights=weights).to(device)
     # Only float16 autocast needs loss scaling; bfloat16 has float32's range.
     grad_scaler = torch.amp.GradScaler(device.type) if mixed_precision_dtype(device) == torch.float16 else None
-    return Replica(seed, real_indices, images, labels, mixed.is_synthetic, mixed.draws, model, optimizer, loss_function, grad_scaler)
+    return Replica(
+        seed, real_indices, images, labels, mixed.is_synthetic, mixed.draws, model, optimizer, loss_function, grad_scaler
+    )
 
 
 @dataclass(frozen=True)

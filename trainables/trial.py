@@ -48,7 +48,11 @@ def subset_counts(replica: Replica, data: SearchData) -> dict[str, float]:
     """Real and synthetic training images per class, for the leaderboard."""
     real = torch.bincount(replica.labels[~replica.is_synthetic], minlength=data.num_classes).tolist()
     synthetic = torch.bincount(replica.labels[replica.is_synthetic], minlength=data.num_classes).tolist()
-    counts = {"real_images": float(sum(real)), "synthetic_images": float(sum(synthetic)), "real_fraction_of_train": sum(real) / len(data.train)}
+    counts = {
+        "real_images": float(sum(real)),
+        "synthetic_images": float(sum(synthetic)),
+        "real_fraction_of_train": sum(real) / len(data.train),
+    }
     for name, real_count, synthetic_count in zip(data.class_names, real, synthetic):
         counts[f"real_count_{sanitize_class_name(name)}"] = float(real_count)
         counts[f"synthetic_count_{sanitize_class_name(name)}"] = float(synthetic_count)

@@ -99,7 +99,9 @@ CUSTOM_OPERATIONS: dict[str, CustomOperation] = {
 DEFAULT_MAGNITUDE = 0.5
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0, description="chance of applying the operation")]
-Magnitude = Annotated[float, Field(ge=0.0, le=1.0, description="strength as a fraction of the operation's maximum; 0 is identity")]
+Magnitude = Annotated[
+    float, Field(ge=0.0, le=1.0, description="strength as a fraction of the operation's maximum; 0 is identity")
+]
 
 
 class CustomOperationSettings(ComponentSettings):
