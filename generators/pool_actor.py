@@ -43,13 +43,12 @@ class _Generators:
 
 
 class SyntheticPoolActor:
-    """Async actor around a SyntheticPool. Its state is a cache of storage plus handles of the generator actors,
-    which it finds by name (generator_actor_name), so a restarted pool actor finds them again."""
+    """Async actor around a SyntheticPool. Its state is a cache of storage; generator actors are found by name
+    (generator_actor_name) whenever images are missing, so a restarted pool actor finds them again."""
 
     def __init__(self, root: str) -> None:
         self._pool = SyntheticPool(root)
         self._locks: dict[tuple[PoolKey, int], asyncio.Lock] = {}
-        self._generators: dict[PoolKey, _Generators] = {}
         self._generated_images = 0
 
     async def register_dataset(self, name: str, train_ids: Sequence[str], image_shape: Sequence[int]) -> None:
@@ -57,8 +56,8 @@ class SyntheticPoolActor:
         await asyncio.to_thread(self._pool.register_dataset, name, train_ids, image_shape=image_shape)
 
     async def _generators_of(self, key: PoolKey) -> _Generators:
-        if key in self._generators:
-            return self._generators[key]
+        # Looked up by name for every generation, not kept: this actor outlives sweeps, and the replicas of the
+        # sweep that asked last may be gone (they die with their driver) while the next sweep's have the names.
         actors = await asyncio.to_thread(find_generator_actors, key)
         if not actors:
             raise PoolError(
@@ -67,9 +66,7 @@ class SyntheticPoolActor:
                 "(search.synthetic_setup.prepare_generators)"
             )
         description = await asyncio.wait_for(actors[0].describe.remote(), GENERATOR_DESCRIBE_TIMEOUT_S)
-        generators = _Generators(tuple(actors), description["image_to_image"], description["settings"])
-        self._generators[key] = generators
-        return generators
+        return _Generators(tuple(actors), description["image_to_image"], description["settings"])
 
     async def request(
         self,
@@ -82,7 +79,12 @@ class SyntheticPoolActor:
     ) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """The first `count` canonical images of (key, class) a trial with real subset `trial_subset_ids` may use,
         and their records as dicts. Image-to-image: `allowed_source_ids` is the trial's real subset of the class
-        and `sources` maps those ids to uint8 [C, H, W] images. Missing images are generated once, then stored."""
+        and `sources` maps those ids to uint8 [C, H, W] images. Missing images are generated once, then stored.
+
+        A request whose trial the scheduler or the time budget stopped meanwhile still finishes its generation:
+        the images are canonical, so they serve every later trial that asks for as many, and each batch is bounded
+        by GENERATION_BATCH_TIMEOUT_S. The driver makes the largest demand of noise generators before trials
+        start, so in a sweep this is left to image-to-image generators, whose images are cheap per source."""
         class_index = check_class_index(class_index)
         count = check_count(count)
         admitted = await asyncio.to_thread(self._pool.check_request, key, trial_subset_ids, allowed_source_ids)

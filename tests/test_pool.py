@@ -255,6 +255,20 @@ def test_a_restarted_pool_actor_serves_the_stored_images_and_finds_its_generator
     assert ray.get(restarted.generated_count.remote()) == 2
 
 
+def test_a_pool_actor_that_outlives_a_sweep_uses_the_next_sweeps_generator_actors(shared_root: str, dataset: str) -> None:
+    key = key_for(NOISE, dataset)
+    (first_sweep,) = start_generator_actors(key, 1)
+    pool = get_synthetic_pool(shared_root)
+    before, _ = ray.get(pool.request.remote(key, 0, 4, TRAIN_IDS))
+    # A sweep's replicas die with its driver; the detached pool actor stays.
+    ray.kill(first_sweep, no_restart=True)
+    (next_sweep,) = start_generator_actors(key, 1)
+    assert next_sweep != first_sweep
+    more, _ = ray.get(pool.request.remote(key, 0, 6, TRAIN_IDS))
+    np.testing.assert_array_equal(more[:4], before)
+    assert ray.get(next_sweep.generated_count.remote()) == 2
+
+
 def test_crash_leftovers_are_ignored_and_cleaned(pool_root: str) -> None:
     key = key_for(NOISE)
     pool = SyntheticPool(pool_root)
