@@ -128,10 +128,6 @@ class GeneratorActor:
         self._generated_images += len(images)
         return images
 
-    def generated_count(self) -> int:
-        """Images this replica generated since it started."""
-        return self._generated_images
-
 
 def create_generator_actors(
     count: int,

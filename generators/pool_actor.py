@@ -49,7 +49,6 @@ class SyntheticPoolActor:
     def __init__(self, root: str) -> None:
         self._pool = SyntheticPool(root)
         self._locks: dict[tuple[PoolKey, int], asyncio.Lock] = {}
-        self._generated_images = 0
 
     async def register_dataset(self, name: str, train_ids: Sequence[str], image_shape: Sequence[int]) -> None:
         """SyntheticPool.register_dataset, run where the pool lives."""
@@ -138,7 +137,6 @@ class SyntheticPoolActor:
             except Exception as error:  # noqa: BLE001 - the batches that did succeed are still stored
                 first_error = first_error or error
                 continue
-            self._generated_images += len(batch)
         if first_error is not None:
             raise first_error
 
@@ -163,9 +161,6 @@ class SyntheticPoolActor:
     async def refresh(self) -> None:
         await asyncio.to_thread(self._pool.refresh)
 
-    async def generated_count(self) -> int:
-        """Images this actor had generated since it (last) started."""
-        return self._generated_images
 
 
 def get_synthetic_pool(root: str) -> ray.actor.ActorHandle:

@@ -193,7 +193,11 @@ def pool_root(tmp_path: Path) -> str:
 
 
 def generated_by(actors: list[ray.actor.ActorHandle]) -> list[int]:
-    return ray.get([actor.generated_count.remote() for actor in actors])
+    return [description["generated_images"] for description in ray.get([actor.describe.remote() for actor in actors])]
+
+
+def stored_count(root: str, key: PoolKey, class_index: int) -> int:
+    return len(SyntheticPool(root).records(key, class_index))
 
 
 def test_smaller_request_is_a_prefix_of_a_larger_one_and_reruns_are_identical(shared_root: str, dataset: str) -> None:
@@ -219,15 +223,13 @@ def test_concurrent_requests_for_the_same_images_generate_them_once(shared_root:
     pool = get_synthetic_pool(shared_root)
     # Another spelling of the same root reaches the same actor, as trials of another sweep would.
     same_pool = get_synthetic_pool(Path(shared_root).as_uri())
-    pool_count_before = ray.get(pool.generated_count.remote())
     wanted = 2 * GENERATION_BATCH_SIZE + 3
     answers = ray.get([handle.request.remote(key, 0, wanted, TRAIN_IDS) for handle in (pool, same_pool, pool, same_pool)])
     for images, records in answers[1:]:
         np.testing.assert_array_equal(images, answers[0][0])
         assert records == answers[0][1]
     made = generated_by(noise_actors)
-    assert sum(made) == wanted
-    assert ray.get(pool.generated_count.remote()) - pool_count_before == wanted
+    assert sum(made) == wanted and stored_count(shared_root, key, 0) == wanted
     # Three batches, spread over both replicas.
     assert all(count > 0 for count in made)
 
@@ -245,14 +247,12 @@ def test_a_restarted_pool_actor_serves_the_stored_images_and_finds_its_generator
     after, after_records = ray.get(restarted.request.remote(key, 0, 6, TRAIN_IDS))
     np.testing.assert_array_equal(after, before)
     assert after_records == before_records
-    assert generated_by(noise_actors) == counts_before
-    assert ray.get(restarted.generated_count.remote()) == 0
+    assert generated_by(noise_actors) == counts_before and stored_count(shared_root, key, 0) == 6
     # The restarted actor finds the key's generator actors by name: only the 2 missing images are made.
     more, more_records = ray.get(restarted.request.remote(key, 0, 8, TRAIN_IDS))
     np.testing.assert_array_equal(more[:6], before)
     assert more_records[:6] == before_records
-    assert sum(generated_by(noise_actors)) - sum(counts_before) == 2
-    assert ray.get(restarted.generated_count.remote()) == 2
+    assert sum(generated_by(noise_actors)) - sum(counts_before) == 2 and stored_count(shared_root, key, 0) == 8
 
 
 def test_a_pool_actor_that_outlives_a_sweep_uses_the_next_sweeps_generator_actors(shared_root: str, dataset: str) -> None:
@@ -266,7 +266,7 @@ def test_a_pool_actor_that_outlives_a_sweep_uses_the_next_sweeps_generator_actor
     assert next_sweep != first_sweep
     more, _ = ray.get(pool.request.remote(key, 0, 6, TRAIN_IDS))
     np.testing.assert_array_equal(more[:4], before)
-    assert ray.get(next_sweep.generated_count.remote()) == 2
+    assert generated_by([next_sweep]) == [2]
 
 
 def test_crash_leftovers_are_ignored_and_cleaned(pool_root: str) -> None:
@@ -335,7 +335,7 @@ def test_a_generator_actor_that_dies_comes_back_with_its_fit_loaded_not_refit(sh
     before, before_records = ray.get(pool.request.remote(key, 0, 3, TRAIN_IDS))
     ray.kill(actor, no_restart=False)
     more, more_records = ray.get(pool.request.remote(key, 0, 6, TRAIN_IDS))
-    assert ray.get(actor.generated_count.remote()) == 3  # the restarted replica made the 3 new images
+    assert generated_by([actor]) == [3]  # the restarted replica made the 3 new images
     np.testing.assert_array_equal(more[:3], before)
     # FittedMean draws a random offset per fit: the new images follow the stored fit only if it was loaded.
     base = (int(before[0, 0, 0, 0]) - before_records[0]["seed"]) % 256

@@ -12,7 +12,6 @@ import ray
 from PIL import Image
 
 from generators.pool import SyntheticPool
-from generators.pool_actor import get_synthetic_pool
 from search.config import SweepConfig
 from search.synthetic_demand import generator_demands, generator_uses, smallest_fractions
 from search.synthetic_setup import prepare_generators
@@ -97,13 +96,14 @@ def test_the_pool_holds_the_largest_demand_before_any_trial_and_trials_only_read
         assert row["count"] == demands[0].largest_count[row["class_index"]]
 
     # The most demanding trial now reads what is there; nothing is generated while trials run.
-    made_before = ray.get(get_synthetic_pool(root).generated_count.remote())
     largest_trial = DEMAND_SPACE.resolve({"real_fraction": 1.0, "synthetic.proportion": 1.0, "synthetic.mode": "balance"})
     for seed in (0, 1):
         real_indices = real_subset_indices(phantom.train.labels, 1.0, seed)
         fetched = fetch_synthetic_images(largest_trial.synthetic, prepared.source, phantom, real_indices, seed)
         assert sum(len(images) for _, images in fetched) > 0
-    assert ray.get(get_synthetic_pool(root).generated_count.remote()) == made_before
+    assert SyntheticPool(root).summary() == stored
+    descriptions = ray.get([actor.describe.remote() for actor in prepared.actors])
+    assert sum(description["generated_images"] for description in descriptions) == sum(row["count"] for row in stored)
 
 
 def write_folder(root: Path, values: tuple[int, int]) -> Path:
