@@ -11,6 +11,7 @@ import yaml
 from generators.pool import PoolKey, SyntheticPool
 from search.run import main
 from trainables.datasets import load_dataset
+from trainables.replicas import load_saved_trial
 
 pytestmark = pytest.mark.slow
 
@@ -76,6 +77,17 @@ def test_synthetic_images_are_generated_once_for_the_largest_demand(tmp_path: Pa
                 assert key.fit_subset is not None and record.source_id is None
             else:
                 assert record.source_id in train_ids
+
+    # Each checkpoint names the pool images its model trained on: per class, the first n of a pool key's order.
+    stored_keys = {PoolKey.from_dict(row).folder_name for row in pool.summary()}
+    for _, row in with_synthetic.iterrows():
+        checkpoint = next((tmp_path / "results" / "first").glob(f"*{row['trial_id']}*/checkpoint_*"))
+        (state,) = load_saved_trial(checkpoint).replica_states
+        draws = {draw["class_index"]: draw for draw in state["synthetic_draws"]}
+        for index, name in enumerate(CLASSES):
+            assert draws.get(index, {}).get("count", 0) == row[f"synthetic_count_{name}"], (row["trial_id"], name)
+        assert {draw["pool_key"] for draw in draws.values()} <= stored_keys
+        assert all(draw["pool_key"].startswith(f"{row['synthetic.generator']}--") for draw in draws.values())
 
     # A second sweep on the same pool generates nothing new and loads the fitted model instead of refitting.
     before = pool.summary()
