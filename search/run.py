@@ -133,6 +133,7 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
             settings=TrialSettings(
                 repeats=sweep.repeats, seed=sweep.seed, device=sweep.device,
                 synthetic_source=generators.source if generators is not None else None,
+                metric=sweep.metric, mode=sweep.mode, checkpoint_every_epoch=sweep.scheduler == "pbt",
             ),
         ),
         {"cpu": sweep.resources.cpus, "gpu": sweep.resources.gpus},

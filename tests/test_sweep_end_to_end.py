@@ -71,6 +71,14 @@ def test_phantom_sweep_writes_leaderboard_best_config_and_wandb_runs(
     assert 0.0 <= test_metrics["test_balanced_accuracy"] <= 1.0 and test_metrics["trial_id"] == leaderboard.iloc[0]["trial_id"]
     assert list((report / "plots").glob("*.png"))
 
+    # Checkpoints are written when the searched metric improves and at the last planned epoch, not every epoch.
+    for progress_file in report.glob("search_trial_*/progress.csv"):
+        progress = pd.read_csv(progress_file)
+        scores = progress["val_balanced_accuracy"]
+        improved = scores > scores.cummax().shift(fill_value=-1.0)
+        expected = improved | (progress["epoch"] == progress["epochs_planned"])
+        assert (progress["checkpoint_dir_name"].notna() == expected).all(), progress_file
+
     runs = sorted((report / "wandb").glob("offline-run-*"))
     assert len(runs) == 4
     assert all(list(run.glob("*.wandb")) for run in runs)
@@ -126,6 +134,9 @@ def test_population_based_training_mutates_and_restores_from_checkpoints(tmp_pat
     # Ray writes one line per exploit (a trial cloned from a better one's checkpoint, then mutated).
     exploits = (tmp_path / "results" / "pbt" / "pbt_global.txt").read_text().splitlines()
     assert exploits
+    # PBT clones the latest checkpoint of a better trial, so under PBT every epoch is checkpointed.
+    for progress_file in (tmp_path / "results" / "pbt").glob("search_trial_*/progress.csv"):
+        assert pd.read_csv(progress_file)["checkpoint_dir_name"].notna().all(), progress_file
 
 
 def test_resume_of_a_finished_sweep_keeps_its_trials(tmp_path: Path, ray_cluster: None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 import tempfile
 from collections.abc import Callable
@@ -28,6 +29,10 @@ class TrialSettings:
     seed: int = 0
     device: str = "auto"
     synthetic_source: SyntheticSource | None = None
+    # The searched metric decides which epochs are checkpointed (see tune_trial).
+    metric: str = "val_balanced_accuracy"
+    mode: str = "max"
+    checkpoint_every_epoch: bool = False
 
 
 def repeat_seeds(settings: TrialSettings) -> list[int]:
@@ -121,10 +126,40 @@ def train_classifier(
     return replicas
 
 
+@dataclass
+class CheckpointSchedule:
+    """Which epochs a trial checkpoints: those where the searched metric improves, and the last planned one;
+    every epoch for PBT, which clones other trials' latest checkpoints.
+
+    Saving every epoch wrote every repeat's weights each epoch only for Tune to keep two, and made Tune force an
+    experiment snapshot whenever a trial had checkpointed twice since the last one (dozens of warnings per CPU
+    sweep); the best epoch, which the final test evaluation reads, is saved either way.
+    """
+
+    metric: str
+    mode: str
+    every_epoch: bool
+    planned_epochs: int
+    best: float | None = None
+
+    def wants(self, metrics: dict[str, float], epochs_done: int) -> bool:
+        value = metrics.get(self.metric)
+        improved = value is not None and not math.isnan(value) and (
+            self.best is None or (value > self.best if self.mode == "max" else value < self.best)
+        )
+        if improved:
+            self.best = value
+        return improved or self.every_epoch or epochs_done >= self.planned_epochs
+
+
 def tune_trial(trial: TrialConfig, data: SearchData, settings: TrialSettings) -> None:
-    """The Tune side: resume from Tune's checkpoint, report every epoch with a checkpoint of all repeats."""
+    """The Tune side: resume from Tune's checkpoint, report every epoch, checkpoint all repeats on schedule."""
+    schedule = CheckpointSchedule(settings.metric, settings.mode, settings.checkpoint_every_epoch, trial.training.epochs)
 
     def report_to_tune(metrics: dict[str, float], replicas: list[Replica], epochs_done: int) -> None:
+        if not schedule.wants(metrics, epochs_done):
+            tune.report(metrics)
+            return
         with tempfile.TemporaryDirectory() as directory:
             save_replicas(Path(directory), replicas, epochs_done, metrics)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
