@@ -10,6 +10,9 @@ from collections.abc import Callable
 
 import torch
 
+# Imported for their registrations.
+from generators.augmentation import custom, standard  # noqa: F401
+from generators.augmentation.batch import augment_batch
 from spaces import AUGMENTATION_POLICIES, AugmentationSettings
 
 ImageTransform = Callable[[torch.Tensor], torch.Tensor]
@@ -20,9 +23,5 @@ def create_augmentation(settings: AugmentationSettings) -> ImageTransform | None
     """The transform of `settings.policy` built from its validated settings; None means no augmentation."""
     return AUGMENTATION_POLICIES.get(settings.policy)(settings)
 
-
-# Imported for their registrations; below the definitions they use.
-from generators.augmentation import custom, standard  # noqa: E402, F401
-from generators.augmentation.batch import augment_batch  # noqa: E402
 
 __all__ = ["ImageTransform", "augment_batch", "create_augmentation"]
