@@ -1,1 +1,1 @@
-"""What one trial does: data sources, real subsets, augmentation, backbones, training, metrics."""
+"""What one trial does: data sources, real subsets, synthetic counts and mixing, backbones, training, metrics."""
