@@ -16,7 +16,7 @@ from generators.pool import PoolKey
 from generators.pool_actor import GENERATION_BATCH_SIZE, GENERATION_BATCH_TIMEOUT_S, get_synthetic_pool
 from search.config import SweepConfig
 from search.synthetic_demand import GeneratorDemand
-from spaces import GeneratorSettings, SyntheticConfig
+from spaces import GeneratorSettings
 from trainables.datasets import SearchData
 from trainables.synthetic import SyntheticSource, generator_fit_subset, pool_dataset_name
 
@@ -57,16 +57,15 @@ def prepare_generators(
     for demand in demands:
         settings = demand.settings
         generator = generator_class(settings)
-        config = SyntheticConfig(generator=settings.generator, settings=settings)
         replicas = create_generator_actors(
-            sweep.generator_replicas, sweep.generator_resources.ray_options(), source.pool_key(config, data, seeds[0]),
+            sweep.generator_replicas, sweep.generator_resources.ray_options(), source.pool_key(settings, data, seeds[0]),
             settings, num_classes=data.num_classes, channels=data.channels, image_size=data.image_size,
         )
         actors += replicas
         # No trial runs yet, so the replicas may share every core; they give them back before trials start.
         ray.get([replica.use_all_cores.remote(True, len(replicas)) for replica in replicas], timeout=ACTOR_CALL_TIMEOUT_S)
         for seed in seeds if generator.needs_fit else seeds[:1]:
-            key = source.pool_key(config, data, seed)
+            key = source.pool_key(settings, data, seed)
             if generator.needs_fit:
                 _fit_or_load(replicas, pool_root, settings, key, data, fit_fractions, seed)
             if sweep.pregenerate and not generator.image_to_image:

@@ -13,7 +13,7 @@ import torch
 from generators.base import generator_class
 from generators.pool import PoolKey
 from generators.pool_actor import get_synthetic_pool
-from spaces import SyntheticConfig
+from spaces import GeneratorSettings, SyntheticConfig
 from trainables.datasets import SearchData
 from trainables.errors import TrainableInputError
 from trainables.real_subset import real_subset_identity, real_subset_indices
@@ -77,13 +77,6 @@ def pool_dataset_name(data: SearchData) -> str:
     return f"{label}-{data.image_size}px-{data.channels}ch-{data.fingerprint}"
 
 
-def pool_key_for(config: SyntheticConfig, data: SearchData, fit_subset: str | None) -> PoolKey:
-    return PoolKey(
-        generator=config.generator, settings_hash=config.settings.settings_hash,
-        dataset=pool_dataset_name(data), fit_subset=fit_subset,
-    )
-
-
 @dataclass(frozen=True)
 class SyntheticSource:
     """Where a sweep's trials get synthetic images: the pool's storage root, and the smallest real fraction per
@@ -92,10 +85,13 @@ class SyntheticSource:
     pool_root: str
     fit_fractions: dict[int, float]
 
-    def pool_key(self, config: SyntheticConfig, data: SearchData, seed: int) -> PoolKey:
-        needs_fit = generator_class(config.settings).needs_fit
-        fit_subset = generator_fit_subset(data, self.fit_fractions, seed)[1] if needs_fit else None
-        return pool_key_for(config, data, fit_subset)
+    def pool_key(self, settings: GeneratorSettings, data: SearchData, seed: int) -> PoolKey:
+        """The key of the images a trial of repeat `seed` may take from this generator."""
+        fit_subset = generator_fit_subset(data, self.fit_fractions, seed)[1] if generator_class(settings).needs_fit else None
+        return PoolKey(
+            generator=settings.generator, settings_hash=settings.settings_hash,
+            dataset=pool_dataset_name(data), fit_subset=fit_subset,
+        )
 
 
 @dataclass(frozen=True)
@@ -145,7 +141,7 @@ def fetch_synthetic_images(
     if source is None:
         raise TrainableInputError("synthetic images were asked for, but the sweep prepared no synthetic pool for this trial")
     pool = get_synthetic_pool(source.pool_root)
-    key = source.pool_key(config, data, seed)
+    key = source.pool_key(config.settings, data, seed)
     image_to_image = generator_class(config.settings).image_to_image
     subset_ids = [str(image_id) for image_id in data.train.ids[real_indices]]
     requests = []
