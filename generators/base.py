@@ -10,7 +10,6 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 
@@ -28,16 +27,20 @@ class Generator(ABC):
     generates in any batches and stays reproducible.
     """
 
-    image_to_image: ClassVar[bool]
-    """True: each image is made from one given source image; False: from noise."""
-    needs_fit: ClassVar[bool]
-    """True: must be fit on real images (or loaded) before it generates."""
-
     def __init__(
-        self, settings: GeneratorSettings, *, num_classes: int, channels: int, image_size: int, device: str = "cpu"
+        self,
+        settings: GeneratorSettings,
+        *,
+        num_classes: int,
+        channels: int,
+        image_size: int,
+        device: str = "cpu",
+        class_names: Sequence[str] | None = None,
     ) -> None:
         self.settings = settings
         self.num_classes = num_classes
+        self.class_names = tuple(class_names) if class_names is not None else tuple(str(i) for i in range(num_classes))
+        """The dataset's class names by index (text-conditioned generators put them in prompts)."""
         self.channels = channels
         self.image_size = image_size
         self.device = device
@@ -51,6 +54,14 @@ class Generator(ABC):
         """Raises GeneratorError when valid settings cannot serve images of this shape; called once per sweep,
         before Ray starts, because the shape comes from the dataset and not from the configuration."""
         return None
+
+    @property
+    def image_to_image(self) -> bool:
+        return self.settings.image_to_image
+
+    @property
+    def needs_fit(self) -> bool:
+        return self.settings.needs_fit
 
     @property
     def is_fitted(self) -> bool:
@@ -83,7 +94,15 @@ def generator_class(settings_or_name: GeneratorSettings | str) -> type[Generator
 
 
 def create_generator(
-    settings: GeneratorSettings, *, num_classes: int, channels: int, image_size: int, device: str = "cpu"
+    settings: GeneratorSettings,
+    *,
+    num_classes: int,
+    channels: int,
+    image_size: int,
+    device: str = "cpu",
+    class_names: Sequence[str] | None = None,
 ) -> Generator:
-    """The generator these validated settings name, for images of this shape and class count."""
-    return generator_class(settings)(settings, num_classes=num_classes, channels=channels, image_size=image_size, device=device)
+    """The generator these validated settings name, for images of this shape and these classes."""
+    return generator_class(settings)(
+        settings, num_classes=num_classes, channels=channels, image_size=image_size, device=device, class_names=class_names
+    )

@@ -48,9 +48,6 @@ class DDPMGenerator(Generator):
     pixel values by rounding, which is why the pool should keep it fixed for one settings hash.
     """
 
-    image_to_image = False
-    needs_fit = True
-
     settings: DDPMSettings
 
     @classmethod
@@ -63,8 +60,8 @@ class DDPMGenerator(Generator):
                 f"{2 ** (levels - 1)}; allowed: at most {_largest_level_count(image_size)} levels for this image size"
             )
 
-    def __init__(self, settings: DDPMSettings, *, num_classes: int, channels: int, image_size: int, device: str = "cpu") -> None:
-        super().__init__(settings, num_classes=num_classes, channels=channels, image_size=image_size, device=device)
+    def __init__(self, settings: DDPMSettings, **shape: Any) -> None:
+        super().__init__(settings, **shape)
         self.null_class = self.num_classes
         self.training_losses: list[float] = []
         """Mean loss of each optimisation step of the last fit (empty after load)."""

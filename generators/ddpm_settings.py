@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -17,6 +17,8 @@ Width = Annotated[int, Field(ge=8, le=1024, multiple_of=WIDTH_MULTIPLE)]
 class DDPMSettings(GeneratorSettings):
     """The defaults fit a 2-core CPU in about 3.5 minutes for 32 px grayscale (841 phantom images: 204 s, then 0.16 s
     per sampled image; bench/generator_fidelity.py). On a GPU, wider models ([64, 128, 256]) and more steps pay off."""
+
+    needs_fit: ClassVar[bool] = True
 
     block_out_channels: tuple[Width, ...] = setting(
         (16, 32, 64), affects="fit", min_length=1,

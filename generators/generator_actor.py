@@ -44,12 +44,20 @@ class GeneratorActor:
     """One generator replica. Used as a Ray actor through create_generator_actors; a plain instance works too."""
 
     def __init__(
-        self, settings: GeneratorSettings, *, num_classes: int, channels: int, image_size: int, device: str | None = None
+        self,
+        settings: GeneratorSettings,
+        *,
+        num_classes: int,
+        channels: int,
+        image_size: int,
+        class_names: Sequence[str] | None = None,
+        device: str | None = None,
     ) -> None:
         self._settings = settings
         self._device = device or _device_of_this_worker()
         self._generator = create_generator(
-            settings, num_classes=num_classes, channels=channels, image_size=image_size, device=self._device
+            settings, num_classes=num_classes, channels=channels, image_size=image_size, device=self._device,
+            class_names=class_names,
         )
         self._generated_images = 0
         # Ray caps an actor's torch threads at its CPU reservation (one, or one for a 0-CPU actor); before trials
@@ -60,13 +68,12 @@ class GeneratorActor:
 
     def describe(self) -> dict[str, Any]:
         """Name, settings and their hash, kind, device, and how many images this replica generated."""
-        generator_class = type(self._generator)
         return {
             "generator": self._settings.generator,
             "settings": self._settings.model_dump(mode="json"),
             "settings_hash": self._settings.settings_hash,
-            "image_to_image": generator_class.image_to_image,
-            "needs_fit": generator_class.needs_fit,
+            "image_to_image": self._settings.image_to_image,
+            "needs_fit": self._settings.needs_fit,
             "device": self._device,
             "ready": self._generator.is_fitted,
             "fitted_key": None if self._fitted_key is None else self._fitted_key.folder_name,
@@ -85,7 +92,7 @@ class GeneratorActor:
         """Loads the key's fitted model from the pool, or fits on (images, labels) and stores it there, so a
         restart never refits. fit_info must hold 'fit_subset_ids' (ids of `images`, all training ids) and
         may add anything JSON (dataset name, ...). Returns {"action": "loaded" | "fitted" | "not_needed", ...}."""
-        if not type(self._generator).needs_fit:
+        if not self._settings.needs_fit:
             return {"action": "not_needed"}
         pool = SyntheticPool(pool_root)
         # Leakage is checked before fitting, not after hours of it.
@@ -110,7 +117,7 @@ class GeneratorActor:
 
     def load(self, pool_root: str, key: PoolKey) -> dict[str, Any]:
         """Loads the key's fitted model from the pool (PoolError if it was never fitted)."""
-        if not type(self._generator).needs_fit:
+        if not self._settings.needs_fit:
             return {"action": "not_needed"}
         pool = SyntheticPool(pool_root)
         pool.load_generator(key, self._generator)
@@ -122,7 +129,7 @@ class GeneratorActor:
     ) -> np.ndarray:
         """uint8 [len(seeds), C, H, W]: image i from seeds[i] (and sources[i] for image-to-image), for pool key
         `key`; a fitted generator first loads that key's fit from the pool unless it holds it already."""
-        if type(self._generator).needs_fit and key != self._fitted_key:
+        if self._settings.needs_fit and key != self._fitted_key:
             self.load(pool_root, key)
         images = self._generator.generate(class_index, list(seeds), sources)
         self._generated_images += len(images)
@@ -138,6 +145,7 @@ def create_generator_actors(
     num_classes: int,
     channels: int,
     image_size: int,
+    class_names: Sequence[str] | None = None,
 ) -> list[ray.actor.ActorHandle]:
     """`count` GeneratorActor replicas for the key's generator, each started with Ray options `resources`, e.g.
     {"num_cpus": 1, "num_gpus": 0.5, "resources": {"generator_gpu": 1}} to land on GPU nodes. They are named after
@@ -151,7 +159,7 @@ def create_generator_actors(
             max_restarts=GENERATOR_ACTOR_RESTARTS,
             max_task_retries=GENERATOR_ACTOR_RESTARTS,
             **dict(resources),
-        ).remote(settings, num_classes=num_classes, channels=channels, image_size=image_size)
+        ).remote(settings, num_classes=num_classes, channels=channels, image_size=image_size, class_names=class_names)
         for replica in range(count)
     ]
 

@@ -4,6 +4,7 @@ image is an augmented copy of one real source image, made with the `custom` augm
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -16,18 +17,15 @@ from spaces import GENERATORS, GeneratorSettings
 class OversampleSettings(GeneratorSettings, CustomOperationSettings):
     """The `custom` policy's probabilities and magnitudes; all of them make other images, so all are hashed."""
 
+    image_to_image: ClassVar[bool] = True
+
 
 @GENERATORS.register("oversample", settings=OversampleSettings)
 class OversampleGenerator(Generator):
     """Augmented copies of source images; image i depends only on (sources[i], seeds[i]) and the settings."""
 
-    image_to_image = True
-    needs_fit = False
-
-    def __init__(
-        self, settings: OversampleSettings, *, num_classes: int, channels: int, image_size: int, device: str = "cpu"
-    ) -> None:
-        super().__init__(settings, num_classes=num_classes, channels=channels, image_size=image_size, device=device)
+    def __init__(self, settings: OversampleSettings, **shape: Any) -> None:
+        super().__init__(settings, **shape)
         self.transform = custom_transform(settings)
 
     def generate(self, class_index: int, seeds: Sequence[int], sources: np.ndarray | None = None) -> np.ndarray:

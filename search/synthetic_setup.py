@@ -10,7 +10,6 @@ import numpy as np
 import ray
 from tqdm import tqdm
 
-from generators import generator_class
 from generators.generator_actor import create_generator_actors, prepare_generator_actors
 from generators.pool import PoolKey
 from generators.pool_actor import GENERATION_BATCH_SIZE, GENERATION_BATCH_TIMEOUT_S, get_synthetic_pool
@@ -56,19 +55,19 @@ def prepare_generators(
     actors: list[ray.actor.ActorHandle] = []
     for demand in demands:
         settings = demand.settings
-        generator = generator_class(settings)
         replicas = create_generator_actors(
             sweep.generator_replicas, sweep.generator_resources.ray_options(), source.pool_key(settings, data, seeds[0]),
             settings, num_classes=data.num_classes, channels=data.channels, image_size=data.image_size,
+            class_names=data.class_names,
         )
         actors += replicas
         # No trial runs yet, so the replicas may share every core; they give them back before trials start.
         ray.get([replica.use_all_cores.remote(True, len(replicas)) for replica in replicas], timeout=ACTOR_CALL_TIMEOUT_S)
-        for seed in seeds if generator.needs_fit else seeds[:1]:
+        for seed in seeds if settings.needs_fit else seeds[:1]:
             key = source.pool_key(settings, data, seed)
-            if generator.needs_fit:
+            if settings.needs_fit:
                 _fit_or_load(replicas, pool_root, settings, key, data, fit_fractions, seed)
-            if sweep.pregenerate and not generator.image_to_image:
+            if sweep.pregenerate and not settings.image_to_image:
                 _generate_largest_demand(pool, key, demand.largest_count, len(replicas))
         ray.get([replica.use_all_cores.remote(False) for replica in replicas], timeout=ACTOR_CALL_TIMEOUT_S)
     return PreparedGenerators(source, tuple(actors))

@@ -61,6 +61,12 @@ class GeneratorSettings(ComponentSettings):
     """Base of every generator's settings model; `GENERATORS.register(name, settings=...)` sets `generator`."""
 
     generator: ClassVar[str] = ""
+    # What kind of generator these settings make. A class attribute for generators of one kind; a property where a
+    # setting decides (Stable Diffusion's `mode` and `fine_tune`).
+    image_to_image: ClassVar[bool] = False
+    """True: each image is made from one given real source image; False: from noise."""
+    needs_fit: ClassVar[bool] = False
+    """True: the generator must be fit on real images (or its fit loaded from the pool) before it generates."""
 
     @cached_property
     def settings_hash(self) -> str:

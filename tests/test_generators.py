@@ -17,7 +17,6 @@ from generators import (
     GeneratorError,
     OversampleSettings,
     create_generator,
-    generator_class,
 )
 from spaces import GENERATORS, ConfigError, GeneratorSettings, SyntheticConfig, TrialConfig, setting
 
@@ -71,8 +70,8 @@ def fitted_ddpm() -> DDPMGenerator:
 
 def test_registry_lists_the_built_in_generators() -> None:
     assert {"ddpm", "oversample"} <= set(GENERATORS.names())
-    assert generator_class("ddpm").needs_fit and not generator_class("ddpm").image_to_image
-    assert generator_class("oversample").image_to_image and not generator_class("oversample").needs_fit
+    assert DDPMSettings().needs_fit and not DDPMSettings().image_to_image
+    assert OversampleSettings().image_to_image and not OversampleSettings().needs_fit
     assert GENERATORS.entry("ddpm").settings is DDPMSettings and GENERATORS.entry("oversample").settings is OversampleSettings
 
 

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -38,11 +39,11 @@ class NoiseSettings(GeneratorSettings):
 
 
 class InvertSettings(GeneratorSettings):
-    pass
+    image_to_image: ClassVar[bool] = True
 
 
 class FittedSettings(GeneratorSettings):
-    pass
+    needs_fit: ClassVar[bool] = True
 
 
 SETTINGS = {NOISE: NoiseSettings, INVERT: InvertSettings, FITTED: FittedSettings}
@@ -51,8 +52,6 @@ SETTINGS = {NOISE: NoiseSettings, INVERT: InvertSettings, FITTED: FittedSettings
 class NoiseFromSeed(Generator):
     """Image i depends only on (class, seeds[i])."""
 
-    image_to_image = False
-    needs_fit = False
 
     def generate(self, class_index: int, seeds: Sequence[int], sources: np.ndarray | None = None) -> np.ndarray:
         images = [np.random.default_rng([seed, class_index]).integers(0, 256, SHAPE, dtype=np.uint8) for seed in seeds]
@@ -71,8 +70,6 @@ class NoiseFromSeed(Generator):
 class InvertSource(Generator):
     """Image i is the inverted source i, so a returned image shows which source it came from."""
 
-    image_to_image = True
-    needs_fit = False
 
     def generate(self, class_index: int, seeds: Sequence[int], sources: np.ndarray | None = None) -> np.ndarray:
         assert sources is not None and len(sources) == len(seeds)
@@ -91,8 +88,6 @@ class InvertSource(Generator):
 class FittedMean(Generator):
     """Learns the mean fit image; each fit also draws a random offset, so a refit gives different images."""
 
-    image_to_image = False
-    needs_fit = True
 
     def __init__(self, settings: FittedSettings, **arguments: object) -> None:
         super().__init__(settings, **arguments)

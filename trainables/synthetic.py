@@ -10,7 +10,6 @@ import numpy as np
 import ray
 import torch
 
-from generators.base import generator_class
 from generators.pool import PoolKey
 from generators.pool_actor import get_synthetic_pool
 from spaces import GeneratorSettings, SyntheticConfig
@@ -87,7 +86,7 @@ class SyntheticSource:
 
     def pool_key(self, settings: GeneratorSettings, data: SearchData, seed: int) -> PoolKey:
         """The key of the images a trial of repeat `seed` may take from this generator."""
-        fit_subset = generator_fit_subset(data, self.fit_fractions, seed)[1] if generator_class(settings).needs_fit else None
+        fit_subset = generator_fit_subset(data, self.fit_fractions, seed)[1] if settings.needs_fit else None
         return PoolKey(
             generator=settings.generator, settings_hash=settings.settings_hash,
             dataset=pool_dataset_name(data), fit_subset=fit_subset,
@@ -142,7 +141,7 @@ def fetch_synthetic_images(
         raise TrainableInputError("synthetic images were asked for, but the sweep prepared no synthetic pool for this trial")
     pool = get_synthetic_pool(source.pool_root)
     key = source.pool_key(config.settings, data, seed)
-    image_to_image = generator_class(config.settings).image_to_image
+    image_to_image = config.settings.image_to_image
     subset_ids = [str(image_id) for image_id in data.train.ids[real_indices]]
     requests = []
     for class_index, count in enumerate(counts):
