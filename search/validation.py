@@ -10,12 +10,12 @@ from search.config import SweepConfig
 from spaces import ConfigError, GeneratorSettings, SearchSpace, TrialConfig
 from trainables.backbones import BackboneError, check_backbone
 from trainables.datasets import DatasetError, SearchData
-from trainables.metrics import METRIC_NAMES, sanitize_class_name
+from trainables.metrics import METRIC_NAMES, PER_CLASS_METRICS, sanitize_class_name
 
 
 def searchable_metrics(data: SearchData) -> list[str]:
     names = [f"val_{name}" for name in METRIC_NAMES]
-    names += [f"val_recall_{sanitize_class_name(name)}" for name in data.class_names]
+    names += [f"val_{prefix}_{sanitize_class_name(name)}" for prefix in PER_CLASS_METRICS for name in data.class_names]
     return names + ["train_loss"]
 
 

@@ -48,12 +48,13 @@ def test_ordinal_kappa_weighs_distant_grades_quadratically() -> None:
     assert metrics_of(ordinal=True)["kappa"] == pytest.approx(1 - 1.25 / 1.75)
 
 
-def test_flat_dict_has_every_metric_and_a_recall_per_sanitised_class_name() -> None:
+def test_flat_dict_has_every_metric_and_a_recall_and_f1_per_sanitised_class_name() -> None:
     metrics = metrics_of()
-    assert list(metrics) == [*METRIC_NAMES, "recall_non_demented", "recall_very_mild", "recall_moderate"]
-    assert (metrics["recall_non_demented"], metrics["recall_very_mild"], metrics["recall_moderate"]) == pytest.approx(
-        (0.5, 1.0, 0.5)
-    )
+    classes = ["non_demented", "very_mild", "moderate"]
+    assert list(metrics) == [*METRIC_NAMES, *(f"recall_{name}" for name in classes), *(f"f1_{name}" for name in classes)]
+    assert [metrics[f"recall_{name}"] for name in classes] == pytest.approx([0.5, 1.0, 0.5])
+    # The per-class F1 the macro F1 above averages.
+    assert [metrics[f"f1_{name}"] for name in classes] == pytest.approx([1 / 2, 4 / 5, 2 / 3])
     assert all(type(value) is float for value in metrics.values())
 
 
@@ -72,7 +73,7 @@ def test_class_absent_from_labels_is_left_out_of_the_averages() -> None:
     metrics = metrics_of(labels=labels)
     # Recall of class 0: samples 0, 1, 5 -> predicted 0, 1, 0; of class 1: samples 2, 3, 4 -> 1, 1, 2.
     assert metrics["balanced_accuracy"] == pytest.approx((2 / 3 + 2 / 3) / 2)
-    assert math.isnan(metrics["recall_moderate"])
+    assert math.isnan(metrics["recall_moderate"]) and math.isnan(metrics["f1_moderate"])
     # Class 0 positives 0.7, 0.3, 0.5 vs negatives 0.1, 0.2, 0.1: 9/9. Class 1 positives 0.8, 0.5, 0.3 vs
     # negatives 0.2, 0.6, 0.1: 0.8 beats 3, 0.5 beats 2, 0.3 beats 2 -> 7/9.
     assert metrics["auroc"] == pytest.approx((1 + 7 / 9) / 2)
@@ -87,7 +88,7 @@ def test_single_class_in_labels_has_no_auroc() -> None:
 def test_build_metrics_weights_kappa_only_for_ordinal_classes() -> None:
     assert build_metrics(3, ordinal=True)["kappa"].weights == "quadratic"
     assert build_metrics(3, ordinal=False)["kappa"].weights is None
-    assert set(build_metrics(3, ordinal=False).keys()) == {*METRIC_NAMES[1:], "recall_per_class"}
+    assert set(build_metrics(3, ordinal=False).keys()) == {*METRIC_NAMES[1:], "recall_per_class", "f1_per_class"}
 
 
 def test_sanitize_class_name() -> None:

@@ -23,6 +23,9 @@ from trainables.errors import TrainableInputError
 METRIC_NAMES: tuple[str, ...] = ("loss", "accuracy", "balanced_accuracy", "f1_macro", "auroc", "kappa")
 
 PER_CLASS_RECALL = "recall_per_class"
+PER_CLASS_F1 = "f1_per_class"
+PER_CLASS_METRICS = {"recall": PER_CLASS_RECALL, "f1": PER_CLASS_F1}
+"""Metrics reported per class as `<name>_<class name>`: the minority class's F1 was Lan 2024's metric."""
 
 
 class MetricsError(TrainableInputError):
@@ -35,7 +38,7 @@ def sanitize_class_name(class_name: str) -> str:
 
 
 def build_metrics(num_classes: int, ordinal: bool) -> torchmetrics.MetricCollection:
-    """The metrics of METRIC_NAMES (loss excepted) plus per-class recall; update them with softmax probabilities.
+    """The metrics of METRIC_NAMES (loss excepted) plus per-class recall and F1; update them with softmax probabilities.
 
     Balanced accuracy is macro recall. Kappa is quadratically weighted for ordinal classes (disease grades),
     where predicting a neighbouring grade is a smaller error than a distant one.
@@ -50,6 +53,7 @@ def build_metrics(num_classes: int, ordinal: bool) -> torchmetrics.MetricCollect
             "auroc": MulticlassAUROC(num_classes, average="macro"),
             "kappa": MulticlassCohenKappa(num_classes, weights="quadratic" if ordinal else None),
             PER_CLASS_RECALL: MulticlassRecall(num_classes, average=None),
+            PER_CLASS_F1: MulticlassF1Score(num_classes, average=None),
         }
     )
 
@@ -63,11 +67,12 @@ def compute_metrics(
     class_names: Sequence[str],
     loss: float,
 ) -> dict[str, float]:
-    """METRIC_NAMES plus `recall_<class name>` per class (names reduced to [a-z0-9_]), as Python floats.
+    """METRIC_NAMES plus `recall_<class name>` and `f1_<class name>` per class (names reduced to [a-z0-9_]), as
+    Python floats.
 
     A class absent from `labels` has no recall and no one-vs-rest AUROC (torchmetrics would score it 0):
     balanced accuracy and AUROC then average over the classes present, as scikit-learn's balanced accuracy does;
-    its `recall_<class>` is NaN, and AUROC is NaN when fewer than two classes are present.
+    its `recall_<class>` and `f1_<class>` are NaN, and AUROC is NaN when fewer than two classes are present.
     """
     metric_names_of_classes = _metric_names_of_classes(class_names, num_classes)
     _check_predictions(logits, labels, num_classes)
@@ -81,14 +86,16 @@ def compute_metrics(
         if not bool(present.all()):
             per_class_recall = computed[PER_CLASS_RECALL].masked_fill(~present, float("nan"))
             computed[PER_CLASS_RECALL] = per_class_recall
+            computed[PER_CLASS_F1] = computed[PER_CLASS_F1].masked_fill(~present, float("nan"))
             computed["balanced_accuracy"] = per_class_recall[present].mean()
             per_class_auroc = multiclass_auroc(probabilities, labels, num_classes, average="none")
             computed["auroc"] = per_class_auroc[present].mean() if int(present.sum()) >= 2 else torch.tensor(float("nan"))
     flat: dict[str, float] = {"loss": float(loss)}
     for name in METRIC_NAMES[1:]:
         flat[name] = float(computed[name])
-    for class_metric_name, recall in zip(metric_names_of_classes, computed[PER_CLASS_RECALL].tolist(), strict=True):
-        flat[f"recall_{class_metric_name}"] = float(recall)
+    for prefix, collection_name in PER_CLASS_METRICS.items():
+        for class_metric_name, value in zip(metric_names_of_classes, computed[collection_name].tolist(), strict=True):
+            flat[f"{prefix}_{class_metric_name}"] = float(value)
     return flat
 
 
