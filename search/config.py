@@ -78,6 +78,10 @@ class SweepConfig(StrictModel):
         description="where leaderboard, best config and plots go; default: <storage>/<name> for a local folder, "
         "else ./sweeps/<name>",
     )
+    twins: bool = Field(
+        True, description="after the search, train the real-only twin (synthetic proportion 0, same seeds) of every "
+        "configuration with synthetic images that the searcher did not draw, for the paired synthetic effect",
+    )
     final_test: bool = Field(True, description="after the search, evaluate the best configuration once on the test split")
     pool: str | None = Field(
         None, description="synthetic image pool: a folder or URI shared by sweeps; default: <storage>/synthetic_pool"

@@ -1,4 +1,5 @@
-"""The sweep's own report: leaderboard.csv, the printed top of it, best_config.yaml and plots."""
+"""The sweep's own report: leaderboard.csv, the printed top of it, best_config.yaml and plots; `python -m search.report
+<report folder>` rebuilds a finished sweep's whole report (see search.sweep_report)."""
 
 from __future__ import annotations
 
@@ -137,3 +138,31 @@ def plot_metric_against_real_fraction(leaderboard: pd.DataFrame, metric: str, gr
     figure.savefig(path, dpi=120)
     plt.close(figure)
     return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m search.report <report folder>`: rebuild a finished sweep's report from its stored Tune results."""
+    import argparse
+    import sys
+
+    from search.sweep_report import regenerate_report
+    from spaces import ConfigError
+
+    parser = argparse.ArgumentParser(
+        prog="python -m search.report",
+        description="Rebuild a finished sweep's report (leaderboard, synthetic effect, curves, report.html) from "
+        "its stored Ray Tune results; trains nothing and does not read the test split.",
+    )
+    parser.add_argument("folder", help="the sweep's report folder (holds sweep.json; default <storage>/<name>)")
+    arguments = parser.parse_args(argv)
+    try:
+        path = regenerate_report(Path(arguments.folder).expanduser().resolve())
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"Report: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -4,34 +4,31 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import ray
 from ray import tune
+from ray.tune import ResultGrid
 from ray.tune.schedulers import TrialScheduler
 
 from generators import GeneratorError
 from search.cli import build_parser, flags_to_settings
 from search.config import SweepConfig, build_sweep_config, read_config_file
 from search.final_evaluation import evaluate_best_on_test
-from search.report import (
-    best_sweep_settings,
-    build_leaderboard,
-    plot_metric_against_real_fraction,
-    printable_leaderboard,
-    write_best_config,
-    write_leaderboard,
-)
+from search.report import printable_leaderboard
 from search.schedulers import SCHEDULERS
 from search.searchers import SEARCHERS, SearchGoal, SearchPlan
+from search.sweep_record import SweepRecord, new_record
+from search.sweep_report import analyse_sweep, printable_effects, write_html_report
 from search.synthetic_demand import GeneratorDemand, generator_demands, generator_uses, smallest_fractions
 from search.synthetic_setup import pool_root_of, prepare_generators
 from search.trainable import search_trial
+from search.twins import histories_of, run_twins, twin_points, twin_space
 from search.validation import check_generators, check_metric, check_space, max_epochs
-from search.wandb_logging import create_wandb_callback
+from search.wandb_logging import create_wandb_callback, write_wandb_runs
 from spaces import ConfigError, SearchSpace, list_presets
 from trainables.datasets import DatasetSplits, describe_sources, load_dataset
 from trainables.errors import TrainableInputError
@@ -47,6 +44,7 @@ class SweepOutputs:
     best_config_path: Path | None
     test_metrics_path: Path | None
     plot_paths: tuple[Path, ...]
+    report_path: Path | None
     trials_finished: int
     trials_errored: int
 
@@ -117,6 +115,8 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
     report_dir = report_directory(sweep, name)
     report_dir.mkdir(parents=True, exist_ok=True)
     callbacks = [callback for callback in [create_wandb_callback(sweep, name, report_dir)] if callback is not None]
+    record = new_record(sweep, space, name, experiment_path, dataset.describe())
+    record.write(report_dir)
 
     if not ray.is_initialized():
         ray.init(address=sweep.ray_address, num_cpus=sweep.num_cpus, include_dashboard=False, log_to_driver=True)
@@ -124,20 +124,24 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
     search_data = dataset.for_search()
     generators = None
     if prepared.generator_demands:
+        started = time.monotonic()
         generators = prepare_generators(
             prepared.generator_demands, prepared.fit_fractions, search_data, sweep, pool_root_of(sweep, root)
         )
-    trainable = tune.with_resources(
-        tune.with_parameters(
-            search_trial, data=search_data, space=space,
-            settings=TrialSettings(
-                repeats=sweep.repeats, seed=sweep.seed, device=sweep.device,
-                synthetic_source=generators.source if generators is not None else None,
-                metric=sweep.metric, mode=sweep.mode, checkpoint_every_epoch=sweep.scheduler == "pbt",
-            ),
-        ),
-        {"cpu": sweep.resources.cpus, "gpu": sweep.resources.gpus},
+        record.seconds["generators"] = time.monotonic() - started
+    settings = TrialSettings(
+        repeats=sweep.repeats, seed=sweep.seed, device=sweep.device,
+        synthetic_source=generators.source if generators is not None else None,
+        metric=sweep.metric, mode=sweep.mode, checkpoint_every_epoch=sweep.scheduler == "pbt",
     )
+
+    def trainable_of(trial_space: SearchSpace) -> object:
+        return tune.with_resources(
+            tune.with_parameters(search_trial, data=search_data, space=trial_space, settings=settings),
+            {"cpu": sweep.resources.cpus, "gpu": sweep.resources.gpus},
+        )
+
+    trainable = trainable_of(space)
     if sweep.resume:
         if not tune.Tuner.can_restore(experiment_path):
             raise ConfigError("name", sweep.name, f"there is no sweep to resume at {experiment_path}")
@@ -155,29 +159,19 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
                 # Starting a worker process (torch, timm, Ray imports) costs seconds; trials reuse them.
                 reuse_actors=True,
             ),
-            run_config=tune.RunConfig(
-                name=name,
-                storage_path=root,
-                callbacks=callbacks,
-                # The best-scoring checkpoint is kept for the final test evaluation, the latest for PBT.
-                checkpoint_config=tune.CheckpointConfig(
-                    # PBT clones from other trials' recent checkpoints, so it needs a few more kept.
-                    num_to_keep=4 if sweep.scheduler == "pbt" else 2,
-                    checkpoint_score_attribute=sweep.metric, checkpoint_score_order=sweep.mode,
-                ),
-                # A trial that has trained its planned epochs stops before the scheduler sees the
-                # result, so PBT never clones into a finished trial.
-                stop=stop_after_planned_epochs,
-                verbose=1,
-            ),
+            run_config=tune_run_config(sweep, name, root, callbacks),
         )
+    search_started = time.monotonic()
     results = tuner.fit()
+    record.seconds["search"] = time.monotonic() - search_started
+    twin_results = train_twins(record, results, trainable_of, callbacks, search_started)
+    record.write(report_dir)
 
-    leaderboard = build_leaderboard(results, space, sweep)
+    analysis = analyse_sweep(record, results, twin_results, report_dir)
+    leaderboard = analysis.leaderboard
     finished = int((leaderboard["status"] == "ok").sum()) if "status" in leaderboard else 0
     errored = sum(1 for result in results if result.error)
     leaderboard_path = report_dir / "leaderboard.csv"
-    write_leaderboard(leaderboard_path, leaderboard)
     print(
         f"\nLeaderboard of sweep {name!r} ({finished} trials with results, {errored} failed), by {sweep.metric} ({sweep.mode}):"
     )
@@ -185,46 +179,103 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
         for result in results:
             if result.error:
                 print(f"  trial failed: {result.error}")
-        return SweepOutputs(name, experiment_path, report_dir, leaderboard_path, None, None, (), 0, errored)
+        return SweepOutputs(name, experiment_path, report_dir, leaderboard_path, None, None, (), None, 0, errored)
     print(printable_leaderboard(leaderboard, space, sweep))
+    if not analysis.effects.empty:
+        print(f"\nEffect of synthetic images on {sweep.metric} against each configuration's real-only twin:")
+        print(printable_effects(analysis.effects))
 
-    best_config_path = report_dir / "best_config.yaml"
-    write_best_config(
-        best_config_path,
-        best_sweep_settings(leaderboard, space, sweep, name),
-        sweep.metric,
-        float(leaderboard.iloc[0][sweep.metric]),
-    )
-    plots = tuple(
-        path
-        for group in ("augmentation.policy", "model.backbone")
-        if (
-            path := plot_metric_against_real_fraction(
-                leaderboard,
-                sweep.metric,
-                group,
-                report_dir / "plots" / f"{sweep.metric}_vs_real_fraction_by_{group.split('.')[-1]}.png",
-            )
-        )
-        is not None
-    )
+    best_config_path = analysis.best_config_path
+    plots = tuple(analysis.plots)
     test_metrics_path = (
         evaluate_best_on_test(results, leaderboard, space, sweep, dataset, report_dir) if sweep.final_test else None
     )
-    print(f"\nReport: {report_dir}\n  leaderboard: {leaderboard_path}\n  best config: {best_config_path}")
+    report_path = write_html_report(record, report_dir)
+    runs = write_wandb_runs(sweep, name, report_dir, analysis.histories, analysis.tables, plots)
+    print(f"\nReport: {report_path}\n  leaderboard: {leaderboard_path}\n  best config: {best_config_path}")
+    if not analysis.effects.empty:
+        print(f"  synthetic effect: {report_dir / 'synthetic_effect.csv'}")
     for path in plots:
         print(f"  plot: {path}")
     if test_metrics_path:
         print(f"  test metrics of the best configuration: {test_metrics_path}")
     print(f"  Ray Tune results: {experiment_path}")
-    # The logging actors are quiet, so W&B's own per-run pointers are no longer printed: one line here instead.
     if sweep.wandb.mode == "offline":
-        print(f"  W&B offline runs: {report_dir / 'wandb'} (upload with `wandb sync {report_dir / 'wandb'}/offline-run-*`)")
+        print(f"  W&B offline runs ({runs}, written after the sweep): {report_dir / 'wandb'} "
+              f"(upload with `wandb sync {report_dir / 'wandb'}/offline-run-*`)")
     elif sweep.wandb.mode == "online":
         print(f"  W&B runs: project {sweep.wandb.project!r}, group {name!r}")
     return SweepOutputs(
-        name, experiment_path, report_dir, leaderboard_path, best_config_path, test_metrics_path, plots, finished, errored
+        name, experiment_path, report_dir, leaderboard_path, best_config_path, test_metrics_path, plots, report_path,
+        finished, errored,
     )
+
+
+def tune_run_config(sweep: SweepConfig, name: str, storage_path: str, callbacks: list) -> tune.RunConfig:
+    return tune.RunConfig(
+        name=name,
+        storage_path=storage_path,
+        callbacks=callbacks,
+        # The best-scoring checkpoint is kept for the final test evaluation, the latest for PBT.
+        checkpoint_config=tune.CheckpointConfig(
+            # PBT clones from other trials' recent checkpoints, so it needs a few more kept.
+            num_to_keep=4 if sweep.scheduler == "pbt" else 2,
+            checkpoint_score_attribute=sweep.metric, checkpoint_score_order=sweep.mode,
+        ),
+        # A trial that has trained its planned epochs stops before the scheduler sees the
+        # result, so PBT never clones into a finished trial.
+        stop=stop_after_planned_epochs,
+        verbose=1,
+    )
+
+
+TWINS_RUN_NAME = "twins"
+
+
+def train_twins(
+    record: SweepRecord, results: ResultGrid, trainable_of: Callable, callbacks: list, search_started: float
+) -> ResultGrid | None:
+    """The real-only twins the searcher did not draw, as one more Tune run inside the sweep's folder, within
+    what is left of the time budget. Sets record.twins_path and, when some twins are missing, record.twins_note."""
+    sweep, space = record.sweep, record.search_space
+    twins = twin_space(space)
+    path = f"{record.experiment_path}/{TWINS_RUN_NAME}"
+    if sweep.resume and tune.Tuner.can_restore(path):
+        record.twins_path = path
+        return tune.Tuner.restore(path, trainable=trainable_of(twins), resume_errored=True).fit()
+    points = twin_points(histories_of(results, space, "search"), twins)
+    if not points:
+        return None
+    if not sweep.twins:
+        record.twins_note = "twins are off (twins: false): configurations the searcher drew no twin for are not compared"
+        return None
+    if sweep.scheduler == "pbt":
+        record.twins_note = ("PBT changes a trial's hyperparameters while it trains, so it has no fixed real-only twin; "
+                             "only twins the searcher drew are compared")
+        return None
+    budget_s = None
+    if sweep.time_budget_s is not None:
+        budget_s = sweep.time_budget_s - (time.monotonic() - search_started)
+        if budget_s < MINIMUM_TWIN_BUDGET_S:
+            record.twins_note = (f"the time budget ({sweep.time_budget_s:g} s) was spent by the search: {len(points)} "
+                                 "real-only twins were not trained (raise --time-budget-s)")
+            print(f"\nNo time left for {len(points)} real-only twins: {record.twins_note}")
+            return None
+    print(f"\nTraining {len(points)} real-only twins of configurations with synthetic images"
+          + (f" ({budget_s:.0f} s of the time budget left)" if budget_s is not None else ""))
+    started = time.monotonic()
+    twin_results = run_twins(
+        trainable_of(twins), points, tune_run_config(sweep, TWINS_RUN_NAME, record.experiment_path, callbacks), sweep, budget_s
+    )
+    record.seconds["twins"] = time.monotonic() - started
+    record.twins_path = path
+    if budget_s is not None and any(result.metrics_dataframe is None for result in twin_results):
+        record.twins_note = "the time budget ran out before every real-only twin had trained an epoch"
+    return twin_results
+
+
+# Less than this left of the time budget cannot train a twin's first epoch and would only start Tune.
+MINIMUM_TWIN_BUDGET_S = 5.0
 
 
 def stop_after_planned_epochs(trial_id: str, result: dict) -> bool:

@@ -49,6 +49,11 @@ def aggregate_over_repeats(per_repeat: list[dict[str, float]]) -> dict[str, floa
     return aggregated
 
 
+def per_repeat_values(per_repeat: list[dict[str, float]], name: str) -> dict[str, float]:
+    """`<name>_repeat_<r>`: the searched metric of each seed, which paired comparisons across trials need."""
+    return {f"{name}_repeat_{repeat}": metrics[name] for repeat, metrics in enumerate(per_repeat) if name in metrics}
+
+
 def subset_counts(replica: Replica, data: SearchData) -> dict[str, float]:
     """Real and synthetic training images per class, for the leaderboard."""
     real = torch.bincount(replica.labels[~replica.is_synthetic], minlength=data.num_classes).tolist()
@@ -122,7 +127,8 @@ def train_classifier(
             replica.model.train()
             per_repeat.append({"train_loss": train_loss, **{f"val_{name}": value for name, value in metrics.items()}})
         progress = {"epoch": epoch + 1, "epochs_planned": trial.training.epochs}
-        on_epoch({**aggregate_over_repeats(per_repeat), **subset_counts(replicas[0], data), **progress}, replicas, epoch + 1)
+        aggregated = {**aggregate_over_repeats(per_repeat), **per_repeat_values(per_repeat, settings.metric)}
+        on_epoch({**aggregated, **subset_counts(replicas[0], data), **progress}, replicas, epoch + 1)
     return replicas
 
 

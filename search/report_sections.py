@@ -1,0 +1,162 @@
+"""The sections of report.html, in order; each reads its own files from the report folder (see report_html)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from search.report_html import ReportContext, ReportSection, escape, image, table
+from search.synthetic_effect import COMPARISON_NOTE
+from search.value_curve import EQUIVALENT_METHOD, FRACTION
+
+EFFECT_FILE = "synthetic_effect.csv"
+EQUIVALENT_FILE = "real_data_equivalent.csv"
+CURVE_FILE = "plots/value_of_synthetic_data.png"
+LEADERBOARD_ROWS = 20
+TWINS_FILE = "twins.csv"
+QUESTION = (
+    "Which mix of traditional augmentation, synthetic images (how many, for which classes, from which generator), "
+    "real-data fraction and backbone settings gives the best classifier, and how much does synthetic data really help?"
+)
+
+
+def question_and_dataset(context: ReportContext) -> str:
+    sweep = context.record.sweep
+    space = context.record.search_space
+    settings = pd.DataFrame(
+        [
+            ("search space", f"{space.name}: {space.description}".strip(": ")),
+            ("searcher / scheduler", f"{sweep.searcher} / {sweep.scheduler}"),
+            ("searched metric", f"{sweep.metric} ({sweep.mode})"),
+            ("configurations asked for", sweep.num_samples),
+            ("repeat seeds per configuration", f"{sweep.repeats} (seeds {sweep.seed} to {sweep.seed + sweep.repeats - 1})"),
+            ("time budget", f"{sweep.time_budget_s:g} s" if sweep.time_budget_s else "none"),
+            ("real-only twins", "on" if sweep.twins else "off"),
+        ],
+        columns=["setting", "value"],
+    ).astype(str)
+    return (
+        f"<p>{escape(QUESTION)}</p>{table(settings)}<h3>Dataset</h3><pre>{escape(context.record.dataset)}</pre>"
+    )
+
+
+def leaderboard_section(context: ReportContext) -> str | None:
+    leaderboard = context.csv("leaderboard.csv")
+    if leaderboard is None or leaderboard.empty:
+        return None
+    sweep = context.record.sweep
+    space = context.record.search_space
+    metrics = [sweep.metric, f"{sweep.metric}_std"] + [
+        name for name in ("val_auroc", "val_balanced_accuracy", "val_f1_macro", "val_loss") if name != sweep.metric
+    ]
+    searched = [key for key, parameter in space.parameters.items() if key in leaderboard and not parameter.when]
+    columns = ["rank", *[c for c in metrics if c in leaderboard], *searched]
+    columns += [c for c in ("real_images", "synthetic_images", "epochs_run", "trial_id") if c in leaderboard]
+    shown = leaderboard[columns].head(LEADERBOARD_ROWS)
+    more = len(leaderboard) - len(shown)
+    note = f'<p class="note">{more} more rows in leaderboard.csv, with every metric.</p>' if more > 0 else ""
+    return f"<p>One row per trial at its best epoch, ranked by {escape(sweep.metric)} (median over repeats).</p>" + table(
+        shown
+    ) + note
+
+
+def effect_section(context: ReportContext) -> str | None:
+    effects = context.csv(EFFECT_FILE)
+    if effects is None or effects.empty:
+        return None
+    sweep = context.record.sweep
+    shown = effects[["synthetic", "real_fraction", "epochs_compared", "with_synthetic", "real_only", "effect"]].copy()
+    shown["interval"] = [
+        f"[{row.ci_low:.4g}, {row.ci_high:.4g}]" if pd.notna(row.ci_low) else "cannot be computed" for row in effects.itertuples()
+    ]
+    shown["p_value"], shown["p_holm"], shown["repeats"] = effects["p_value"], effects["p_holm"], effects["repeats"]
+    shown["note"] = effects["note"].fillna("")
+    shown["trial / twin"] = effects["trial_id"].astype(str) + " / " + effects["twin_trial_id"].fillna("none").astype(str)
+    better = "higher" if sweep.mode == "max" else "lower"
+    twins_note = f"<p class=\"note\">{escape(context.record.twins_note)}</p>" if context.record.twins_note else ""
+    return (
+        f"<p>{escape(sweep.metric)} with synthetic images minus the same configuration without them ({better} is "
+        f"better for this metric, so a {'positive' if better == 'higher' else 'negative'} effect means synthetic "
+        f"images helped).</p>" + table(shown) + f'<p class="note">{escape(COMPARISON_NOTE)}</p>' + twins_note
+    )
+
+
+def curve_section(context: ReportContext) -> str | None:
+    curve = context.path(CURVE_FILE)
+    if not curve.is_file():
+        return None
+    parts = [image(curve, "metric against real fraction, one line per synthetic setting")]
+    equivalents = context.csv(EQUIVALENT_FILE)
+    if equivalents is not None and not equivalents.empty:
+        parts.append("<h3>Real-data equivalent</h3>" + table(equivalents))
+    else:
+        parts.append('<p class="missing">Real-data equivalent not computed (needs real-only points at two or more real '
+                     "fractions and a synthetic setting).</p>")
+    parts.append(f'<p class="note">{escape(EQUIVALENT_METHOD)}</p>')
+    return "".join(parts)
+
+
+def test_section(context: ReportContext) -> str | None:
+    metrics = context.json("test_metrics.json")
+    if metrics is None:
+        return None
+    values = pd.DataFrame(
+        [(key, value) for key, value in metrics.items() if key.startswith("test_") and isinstance(value, int | float)],
+        columns=["metric", "value"],
+    )
+    return f"<p>Trial {escape(metrics.get('trial_id'))}, its best checkpoint, on the test split (read once).</p>" + table(
+        values
+    )
+
+
+def quality_section(context: ReportContext) -> str | None:
+    quality = context.csv("synthetic_quality.csv")
+    grids = sorted(context.report_dir.glob("samples*.png"))
+    if quality is None and not grids:
+        return None
+    parts = [table(quality)] if quality is not None else []
+    parts += [image(path, path.stem) for path in grids]
+    return "".join(parts)
+
+
+def gradcam_section(context: ReportContext) -> str | None:
+    maps = sorted(context.report_dir.glob("gradcam_*.png"))
+    if not maps:
+        return None
+    return "".join(image(path, f"class {path.stem.removeprefix('gradcam_')}") for path in maps)
+
+
+def plots_section(context: ReportContext) -> str | None:
+    plots = sorted(path for path in context.report_dir.glob("plots/*.png") if path != context.path(CURVE_FILE))
+    if not plots:
+        return None
+    return "".join(image(path, path.stem.replace("_", " ")) for path in plots)
+
+
+def cost_section(context: ReportContext) -> str | None:
+    rows = []
+    for label, name in (("search trials", "leaderboard.csv"), ("real-only twins", TWINS_FILE)):
+        frame = context.csv(name)
+        if frame is not None and "time_total_s" in frame and not frame.empty:
+            seconds = frame["time_total_s"].dropna()
+            rows.append((f"{label}: {len(seconds)} trials, seconds summed over trials", seconds.sum()))
+            rows.append((f"{label}: median seconds per trial", seconds.median()))
+    labels = {"generators": "generator fits and images made before trials (wall seconds)",
+              "search": "search (wall seconds)", "twins": "real-only twins after the search (wall seconds)"}
+    rows += [(labels.get(key, key), value) for key, value in context.record.seconds.items()]
+    if not rows:
+        return None
+    explanation = "Trial seconds are Tune's time_total_s per trial; trials run in parallel, so their sum exceeds the wall time."
+    return f"<p>{explanation}</p>" + table(pd.DataFrame(rows, columns=["what", "seconds"]))
+
+
+SECTIONS: list[ReportSection] = [
+    ReportSection("The question and the dataset", question_and_dataset),
+    ReportSection("Leaderboard", leaderboard_section, "no trial reported a result"),
+    ReportSection("Synthetic effect against real-only twins", effect_section, "no configuration had synthetic images"),
+    ReportSection("Value of synthetic data", curve_section, f"needs trials with a {FRACTION}"),
+    ReportSection("Best configuration on the test split", test_section, "the final test evaluation did not run"),
+    ReportSection("Synthetic images: samples and quality", quality_section, "synthetic_quality.csv and sample grids"),
+    ReportSection("Grad-CAM, real vs synthetic", gradcam_section, "gradcam_<class>.png"),
+    ReportSection("Other plots", plots_section, "no plots"),
+    ReportSection("Cost of the sweep", cost_section),
+]
