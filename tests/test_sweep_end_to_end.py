@@ -79,8 +79,9 @@ def test_phantom_sweep_writes_leaderboard_best_config_and_wandb_runs(
         expected = improved | (progress["epoch"] == progress["epochs_planned"])
         assert (progress["checkpoint_dir_name"].notna() == expected).all(), progress_file
 
+    # Written after the sweep: one run per trial and a summary run.
     runs = sorted((report / "wandb").glob("offline-run-*"))
-    assert len(runs) == 4
+    assert len(runs) == 4 + 1
     assert all(list(run.glob("*.wandb")) for run in runs)
     for path in (report / "wandb").rglob("*"):
         if path.is_file():
