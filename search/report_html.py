@@ -61,7 +61,7 @@ SectionBuilder = Callable[[ReportContext], str | None]
 class ReportSection:
     title: str
     build: SectionBuilder
-    # What the section needs, said where it is not computed.
+    # Why the section may be absent, said after "Not computed: ".
     needs: str = ""
 
 
@@ -106,7 +106,7 @@ def render(context: ReportContext, sections: Sequence[ReportSection]) -> str:
     for number, section in enumerate(sections, start=1):
         fragment = section.build(context)
         if fragment is None:
-            needs = f" ({escape(section.needs)})" if section.needs else ""
+            needs = f": {escape(section.needs)}" if section.needs else ""
             fragment = f'<p class="missing">Not computed{needs}.</p>'
         parts.append(f'<section id="section-{number}"><h2>{number}. {escape(section.title)}</h2>\n{fragment}\n</section>')
     title = f"Sweep {context.record.name}"

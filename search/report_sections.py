@@ -66,7 +66,8 @@ def effect_section(context: ReportContext) -> str | None:
     sweep = context.record.sweep
     shown = effects[["synthetic", "real_fraction", "epochs_compared", "with_synthetic", "real_only", "effect"]].copy()
     shown["interval"] = [
-        f"[{row.ci_low:.4g}, {row.ci_high:.4g}]" if pd.notna(row.ci_low) else "cannot be computed" for row in effects.itertuples()
+        f"[{row.ci_low:.4g}, {row.ci_high:.4g}]" if pd.notna(row.ci_low) else "cannot be computed" if pd.notna(row.effect) else ""
+        for row in effects.itertuples()
     ]
     shown["p_value"], shown["p_holm"], shown["repeats"] = effects["p_value"], effects["p_holm"], effects["repeats"]
     shown["note"] = effects["note"].fillna("")
@@ -153,10 +154,13 @@ SECTIONS: list[ReportSection] = [
     ReportSection("The question and the dataset", question_and_dataset),
     ReportSection("Leaderboard", leaderboard_section, "no trial reported a result"),
     ReportSection("Synthetic effect against real-only twins", effect_section, "no configuration had synthetic images"),
-    ReportSection("Value of synthetic data", curve_section, f"needs trials with a {FRACTION}"),
-    ReportSection("Best configuration on the test split", test_section, "the final test evaluation did not run"),
-    ReportSection("Synthetic images: samples and quality", quality_section, "synthetic_quality.csv and sample grids"),
-    ReportSection("Grad-CAM, real vs synthetic", gradcam_section, "gradcam_<class>.png"),
+    ReportSection("Value of synthetic data", curve_section, f"no trial reported {FRACTION}"),
+    ReportSection("Best configuration on the test split", test_section, "the final test did not run (--no-final-test)"),
+    ReportSection(
+        "Synthetic images: samples and quality", quality_section,
+        "no synthetic_quality.csv or sample grid (samples*.png) in the report folder",
+    ),
+    ReportSection("Grad-CAM, real vs synthetic", gradcam_section, "no gradcam_<class>.png in the report folder"),
     ReportSection("Other plots", plots_section, "no plots"),
     ReportSection("Cost of the sweep", cost_section),
 ]

@@ -191,7 +191,9 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
         evaluate_best_on_test(results, leaderboard, space, sweep, dataset, report_dir) if sweep.final_test else None
     )
     report_path = write_html_report(record, report_dir)
+    started = time.monotonic()
     runs = write_wandb_runs(sweep, name, report_dir, analysis.histories, analysis.tables, plots)
+    wandb_seconds = time.monotonic() - started
     print(f"\nReport: {report_path}\n  leaderboard: {leaderboard_path}\n  best config: {best_config_path}")
     if not analysis.effects.empty:
         print(f"  synthetic effect: {report_dir / 'synthetic_effect.csv'}")
@@ -201,7 +203,7 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
         print(f"  test metrics of the best configuration: {test_metrics_path}")
     print(f"  Ray Tune results: {experiment_path}")
     if sweep.wandb.mode == "offline":
-        print(f"  W&B offline runs ({runs}, written after the sweep): {report_dir / 'wandb'} "
+        print(f"  W&B offline runs ({runs}, written after the sweep in {wandb_seconds:.1f} s): {report_dir / 'wandb'} "
               f"(upload with `wandb sync {report_dir / 'wandb'}/offline-run-*`)")
     elif sweep.wandb.mode == "online":
         print(f"  W&B runs: project {sweep.wandb.project!r}, group {name!r}")
