@@ -164,7 +164,9 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
     search_started = time.monotonic()
     results = tuner.fit()
     record.seconds["search"] = time.monotonic() - search_started
-    twin_results = train_twins(record, results, trainable_of, callbacks, search_started)
+    # A fresh W&B callback (online mode) for the twins' run: Ray's callback keeps per-experiment state.
+    twin_callbacks = [callback for callback in [create_wandb_callback(sweep, name, report_dir)] if callback is not None]
+    twin_results = train_twins(record, results, trainable_of, twin_callbacks, search_started)
     record.write(report_dir)
 
     analysis = analyse_sweep(record, results, twin_results, report_dir)
