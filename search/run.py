@@ -22,7 +22,7 @@ from search.report import printable_leaderboard
 from search.schedulers import SCHEDULERS
 from search.searchers import SEARCHERS, SearchGoal, SearchPlan
 from search.sweep_record import SweepRecord, new_record
-from search.sweep_report import analyse_sweep, printable_effects, write_html_report
+from search.sweep_report import analyse_sweep, printable_effects, report_images, write_html_report
 from search.synthetic_demand import GeneratorDemand, generator_demands, generator_uses, smallest_fractions
 from search.synthetic_setup import pool_root_of, prepare_generators
 from search.trainable import search_trial
@@ -194,7 +194,7 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
     )
     report_path = write_html_report(record, report_dir)
     started = time.monotonic()
-    runs = write_wandb_runs(sweep, name, report_dir, analysis.histories, analysis.tables, plots)
+    runs = write_wandb_runs(sweep, name, report_dir, analysis.histories, analysis.tables, report_images(report_dir))
     wandb_seconds = time.monotonic() - started
     print(f"\nReport: {report_path}\n  leaderboard: {leaderboard_path}\n  best config: {best_config_path}")
     if not analysis.effects.empty:
