@@ -228,7 +228,8 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
 
 
 def stop_after_planned_epochs(trial_id: str, result: dict) -> bool:
-    return result.get("epoch", 0) >= result.get("epochs_planned", float("inf"))
+    # An early-stopped trial (training.early_stopping_patience) has ended too: no scheduler may perturb it.
+    return result.get("epoch", 0) >= result.get("epochs_planned", float("inf")) or bool(result.get("stopped_early"))
 
 
 # Every error a user can cause with their input or their files: one clean line and exit code 2.

@@ -8,8 +8,9 @@ import difflib
 from generators import GeneratorError, generator_class
 from search.config import SweepConfig
 from spaces import ConfigError, GeneratorSettings, SearchSpace, TrialConfig
-from trainables.backbones import BackboneError, check_backbone
+from trainables.backbones import BackboneError
 from trainables.datasets import DatasetError, SearchData
+from trainables.fine_tuning import check_classifier
 from trainables.metrics import METRIC_NAMES, PER_CLASS_METRICS, sanitize_class_name
 
 
@@ -47,17 +48,14 @@ def check_space(space: SearchSpace, data: SearchData) -> list[TrialConfig]:
     trials = space.validate_samples(source)
     for trial in trials:
         _check_class_keys(trial, data, source)
-    # Building each distinct model once (and running two blank images through it) catches sizes a backbone
-    # cannot take and unreachable pretrained weights now, not in every trial.
-    models = {(trial.model.backbone, trial.model.pretrained, trial.model.pretrained_path) for trial in trials}
-    for backbone, pretrained, pretrained_path in sorted(models, key=str):
+    # Building each distinct model once (with its head and fine-tuning mode, and running two blank images through
+    # it) catches sizes a backbone cannot take and unreachable pretrained weights now, not in every trial.
+    models = {trial.model.model_dump_json(exclude={"dropout"}): trial.model for trial in trials}
+    for _, model in sorted(models.items()):
         try:
-            check_backbone(
-                backbone, num_classes=data.num_classes, in_channels=data.channels, image_size=data.image_size,
-                pretrained=pretrained, pretrained_path=pretrained_path,
-            )
+            check_classifier(model, num_classes=data.num_classes, in_channels=data.channels, image_size=data.image_size)
         except BackboneError as error:
-            raise ConfigError("model.backbone", backbone, str(error), source) from None
+            raise ConfigError("model.backbone", model.backbone, str(error), source) from None
     return trials
 
 
