@@ -11,12 +11,13 @@ from spaces import ConfigError, GeneratorSettings, SearchSpace, TrialConfig
 from trainables.backbones import BackboneError
 from trainables.datasets import DatasetError, SearchData
 from trainables.fine_tuning import check_classifier
-from trainables.metrics import METRIC_NAMES, PER_CLASS_METRICS, sanitize_class_name
+from trainables.metrics import METRIC_NAMES, MINORITY, PER_CLASS_METRICS, sanitize_class_name
 
 
 def searchable_metrics(data: SearchData) -> list[str]:
     names = [f"val_{name}" for name in METRIC_NAMES]
     names += [f"val_{prefix}_{sanitize_class_name(name)}" for prefix in PER_CLASS_METRICS for name in data.class_names]
+    names += [f"val_{prefix}_{MINORITY}" for prefix in PER_CLASS_METRICS]
     return names + ["train_loss"]
 
 

@@ -204,9 +204,13 @@ def evaluate(
     num_classes: int,
     ordinal: bool,
     class_names: Sequence[str],
+    minority_class: int | None = None,
 ) -> dict[str, float]:
     """compute_metrics of the model on these images; the loss is plain cross-entropy (no class weights, no smoothing)
     so that it compares across configurations whatever loss they trained with."""
     logits = predict_logits(model, images, normalization=normalization, device=device)
     loss = functional.cross_entropy(logits, labels)
-    return compute_metrics(logits, labels, num_classes=num_classes, ordinal=ordinal, class_names=class_names, loss=float(loss))
+    return compute_metrics(
+        logits, labels, num_classes=num_classes, ordinal=ordinal, class_names=class_names, loss=float(loss),
+        minority_class=minority_class,
+    )

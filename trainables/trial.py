@@ -156,6 +156,7 @@ def train_classifier(
             metrics = evaluate(
                 replica.model, validation_images, validation_labels, normalization=normalization, device=device,
                 num_classes=data.num_classes, ordinal=data.ordinal, class_names=data.class_names,
+                minority_class=data.minority_class,
             )
             replica.model.train()
             per_repeat.append({"train_loss": train_loss, **{f"val_{name}": value for name, value in metrics.items()}})
