@@ -30,7 +30,7 @@ from search.searchers import SEARCHERS, SearchGoal, SearchPlan
 from search.synthetic_demand import GeneratorDemand, generator_demands, generator_uses, smallest_fractions
 from search.synthetic_setup import pool_root_of, prepare_generators
 from search.trainable import search_trial
-from search.validation import check_generators, check_metric, check_space, max_epochs
+from search.validation import check_generators, check_image_upload, check_metric, check_space, max_epochs
 from search.wandb_logging import create_wandb_callback
 from spaces import ConfigError, SearchSpace, list_presets
 from trainables.datasets import DatasetSplits, describe_sources, load_dataset
@@ -97,6 +97,7 @@ def prepare(argv: Sequence[str] | None) -> PreparedSweep:
     trials = check_space(space, search_data)
     uses = generator_uses(space)
     check_generators(uses, search_data, f"space {space.name!r}")
+    check_image_upload(sweep, uses, search_data, f"space {space.name!r}")
     if sweep.pregenerate:
         demands = generator_demands(space, search_data)
     else:
