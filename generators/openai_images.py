@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import string
 import threading
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from typing import Any, ClassVar, Literal
@@ -167,7 +168,10 @@ class OpenAIImagesGenerator(Generator):
             request["response_format"] = "b64_json"  # GPT Image models always answer base64
         try:
             if settings.endpoint == "variations":
-                response = self._openai().images.create_variation(**request)
+                with warnings.catch_warnings():
+                    # The client marks the endpoint retired at OpenAI; servers that keep speaking the API still serve it.
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    response = self._openai().images.create_variation(**request)
             else:
                 prompt = settings.prompt.format(**{"class": self.class_names[class_index]})
                 response = self._openai().images.edit(prompt=prompt, **request)
