@@ -97,11 +97,12 @@ def prepare(argv: Sequence[str] | None) -> PreparedSweep:
     trials = check_space(space, search_data)
     uses = generator_uses(space)
     check_generators(uses, search_data, f"space {space.name!r}")
-    check_image_upload(sweep, uses, search_data, f"space {space.name!r}")
     if sweep.pregenerate:
         demands = generator_demands(space, search_data)
     else:
         demands = [GeneratorDemand(settings, np.zeros(search_data.num_classes, np.int64)) for settings in uses]
+    # Every generator that will be prepared counts, however it was found.
+    check_image_upload(sweep, [*uses, *(demand.settings for demand in demands)], search_data, f"space {space.name!r}")
     if sweep.resume and not sweep.name:
         raise ConfigError("resume", True, "resuming needs --name of the interrupted sweep")
     goal = SearchGoal(metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples, seed=sweep.seed)

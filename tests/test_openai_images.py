@@ -5,6 +5,7 @@ upload opt-in, and a sweep whose files and output never hold the API key."""
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -309,6 +310,25 @@ def test_a_space_that_can_upload_images_needs_consent_and_a_key_before_ray_start
     with pytest.raises(ConfigError, match=f"OPENAI_API_KEY.*{host}.*environment variable OPENAI_API_KEY"):
         prepare([*arguments, "--allow-image-upload"])
     assert not (tmp_path / "results").exists() and api.received == []
+
+
+def test_the_kwon2024_preset_offers_openai_images_behind_the_opt_in(tmp_path: Path) -> None:
+    # The preset's commented openai_images block, put to use as its comment says.
+    text = (Path(__file__).parents[1] / "spaces" / "presets" / "kwon2024.yaml").read_text()
+    text = text.replace("choice: [ddpm]\n", "choice: [ddpm, openai_images]\n")
+    text = re.sub(r"\n  # (synthetic\.settings\.)", r"\n  \1", text)
+    space = tmp_path / "kwon2024_api.yaml"
+    space.write_text(text)
+    assert yaml.safe_load(text)["parameters"]["synthetic.settings.model"] == {
+        "choice": ["dall-e-2"], "when": {"synthetic.generator": "openai_images"}
+    }
+    arguments = ["--space", str(space), "--phantom-count", "200", "--image-size", "16"]
+    # Per-class proportions decide whether a trial draws it; the opt-in still sees it, with or without pregeneration.
+    for pregenerate in ("--pregenerate", "--no-pregenerate"):
+        with pytest.raises(ConfigError, match="openai_images.*127.0.0.1:8000.*--allow-image-upload"):
+            prepare([*arguments, pregenerate])
+    prepared = prepare([*arguments, "--allow-image-upload"])
+    assert {demand.settings.generator for demand in prepared.generator_demands} == {"ddpm", "openai_images"}
 
 
 @pytest.mark.slow
