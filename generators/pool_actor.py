@@ -82,9 +82,6 @@ class SyntheticPoolActor:
         """The most the pool may have spent on image APIs in total (the sweep's --max-api-spend-usd)."""
         await asyncio.to_thread(self._pool.spend.set_cap, cap_usd)
 
-    async def api_spend(self) -> tuple[float | None, list[dict[str, Any]]]:
-        return await asyncio.to_thread(self._pool.spend.summary)
-
     async def request(
         self,
         key: PoolKey,
