@@ -88,6 +88,9 @@ class ImageApiServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: ImageApiServer
+    # Keep-alive as the client expects, and no Nagle delay between the headers and the body of an answer.
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         pass
@@ -156,9 +159,9 @@ def _digest(data: bytes) -> str:
 
 def _variation(image: Image.Image, side: int, index: int) -> str:
     """The upload inverted and shifted by `index`, at the requested size: a returned image shows its source."""
-    pixels = 255 - np.asarray(image.convert("RGB").resize((side, side)), dtype=np.int16)
+    pixels = 255 - np.asarray(image.convert("RGB").resize((side, side)), dtype=np.uint8)
     buffer = io.BytesIO()
-    Image.fromarray(np.clip(pixels + index, 0, 255).astype(np.uint8)).save(buffer, format="PNG")
+    Image.fromarray(np.minimum(pixels, 255 - index) + np.uint8(index)).save(buffer, format="PNG", compress_level=1)
     return base64.b64encode(buffer.getvalue()).decode()
 
 
