@@ -195,10 +195,10 @@ class PoolUnderTest:
         self.sources = dict(zip(TRAIN_IDS, sources(len(TRAIN_IDS), seed=1)))
 
     def request(self, count: int, allowed: list[str]) -> tuple[np.ndarray, list[dict]]:
-        return ray.get(
-            self.actor.request.remote(self.key, 0, count, TRAIN_IDS, allowed, {i: self.sources[i] for i in allowed}),
-            timeout=120,
-        )
+        return ray.get(self.submit(count, allowed), timeout=120)
+
+    def submit(self, count: int, allowed: list[str], class_index: int = 0) -> ray.ObjectRef:
+        return self.actor.request.remote(self.key, class_index, count, TRAIN_IDS, allowed, {i: self.sources[i] for i in allowed})
 
     def spend(self) -> dict:
         cap, rows = SyntheticPool(self.root).spend.summary()
@@ -253,6 +253,22 @@ def test_a_request_past_the_cap_is_refused_before_anything_is_sent(api: ImageApi
     # Within the cap, what is left is made.
     pool.request(3, TRAIN_IDS[:4])
     assert len(api.received) == 3 and pool.spend()["usd"] == pytest.approx(0.048)
+
+
+def test_requests_in_flight_at_once_cannot_pass_the_cap_together(api: ImageApiServer, pool: PoolUnderTest) -> None:
+    ray.get(pool.actor.set_api_spend_cap.remote(0.05))
+    api.script(Fault(delay_s=1.0))
+    # Two trials ask at once, for different classes (so neither waits on the other's lock): each alone fits the cap.
+    references = [pool.submit(2, TRAIN_IDS[:2], class_index) for class_index in (0, 1)]
+    outcomes = []
+    for reference in references:
+        try:
+            outcomes.append(ray.get(reference, timeout=120))
+        except BudgetError as error:
+            outcomes.append(error)
+    refused = [outcome for outcome in outcomes if isinstance(outcome, BudgetError)]
+    assert len(refused) == 1 and "requests in flight hold 0.0320 USD" in str(refused[0])
+    assert len(api.received) == 2 and pool.spend()["usd"] == pytest.approx(0.032)
 
 
 def test_a_refused_source_is_named_and_the_other_paid_images_are_kept(api: ImageApiServer, pool: PoolUnderTest) -> None:
