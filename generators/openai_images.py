@@ -10,11 +10,10 @@ import threading
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import numpy as np
-import openai
 from pydantic import model_validator
 
 from generators.api_images import decoded_image, source_png
@@ -22,6 +21,9 @@ from generators.api_settings import ImageApiSettings
 from generators.base import Generator
 from generators.errors import GeneratorError
 from spaces import GENERATORS, setting
+
+if TYPE_CHECKING:
+    import openai
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 # USD per image of the models whose price is known, by (model, size). OpenAI retired dall-e-2 and its variations
@@ -129,6 +131,8 @@ class OpenAIImagesGenerator(Generator):
             return self._client or self._new_client()
 
     def _new_client(self) -> openai.OpenAI:
+        import openai  # here, not at the top: every Ray worker imports the generators, few of them call an API
+
         if not os.environ.get(self.settings.api_key_variable):
             raise GeneratorError(
                 f"{self.settings.api_key_variable} is not set where the openai_images generator runs; it must be "
@@ -161,6 +165,8 @@ class OpenAIImagesGenerator(Generator):
 
     def _call(self, class_index: int, source: np.ndarray, count: int) -> np.ndarray:
         """One API call for `count` images of one source; GeneratorError, never a partial answer, if it fails."""
+        import openai
+
         settings = self.settings
         request: dict[str, Any] = {"image": ("source.png", source_png(source, settings.size), "image/png"),
                                    "model": settings.model, "n": count, "size": f"{settings.size}x{settings.size}"}
