@@ -37,6 +37,18 @@ SHAPE = (1, 16, 16)
 
 
 @pytest.fixture(scope="module")
+def module_ray() -> Iterator[None]:
+    """Ray for this module's pool and sweep tests, stopped at its end unless it was running before: the session's
+    `ray_cluster` would stay up into later modules that check their work starts no Ray (test_run_validation)."""
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
 def server() -> Iterator[ImageApiServer]:
     with running_server(PLANTED_KEY) as running:
         yield running
@@ -169,7 +181,7 @@ POOL_SETTINGS = {"n": 2, "max_concurrent_requests": 1}
 
 
 @pytest.fixture(scope="module")
-def generator_actor(server: ImageApiServer, ray_cluster: None) -> Iterator[OpenAIImagesSettings]:
+def generator_actor(server: ImageApiServer, module_ray: None) -> Iterator[OpenAIImagesSettings]:
     """The generator actor every pool test's key finds by name (each test has a pool root of its own)."""
     settings = OpenAIImagesSettings(base_url=server.base_url, **POOL_SETTINGS)
     key = PoolKey(generator="openai_images", settings_hash=settings.settings_hash, dataset="api-16px-1ch")
@@ -349,7 +361,7 @@ def test_the_kwon2024_preset_offers_openai_images_behind_the_opt_in(tmp_path: Pa
 
 @pytest.mark.slow
 def test_a_sweep_with_openai_images_pays_once_and_never_writes_the_key(
-    api: ImageApiServer, tmp_path: Path, ray_cluster: None, capfd: pytest.CaptureFixture
+    api: ImageApiServer, tmp_path: Path, module_ray: None, capfd: pytest.CaptureFixture
 ) -> None:
     arguments = [*sweep_arguments(tmp_path, api.base_url, "first"), "--allow-image-upload"]
     assert main(arguments) == 0
