@@ -187,7 +187,8 @@ class OpenAIImagesGenerator(Generator):
             ) from None
         except openai.OpenAIError as error:
             raise GeneratorError(
-                f"the image API at {settings.upload_host} failed after {settings.max_retries} retries: {_redacted(error)}"
+                f"the image API at {settings.upload_host} failed ({settings.max_retries} retries allowed for 408, 409, 429, "
+                f"5xx and dropped connections): {_redacted(error)}"
             ) from None
         except ValueError as error:  # a body that is not the JSON the client parses (JSONDecodeError and kin)
             raise GeneratorError(f"the image API at {settings.upload_host} answered malformed JSON: {_redacted(error)}") from None
