@@ -6,6 +6,7 @@ from generators.base import Generator, ProgressCallback, create_generator, gener
 from generators.ddpm import DDPMGenerator
 from generators.ddpm_settings import DDPMSettings
 from generators.errors import GeneratorError, LeakageError, PoolError
+from generators.openai_images import OpenAIImagesGenerator, OpenAIImagesSettings
 from generators.oversample import OversampleGenerator, OversampleSettings
 
 __all__ = [
@@ -14,6 +15,8 @@ __all__ = [
     "Generator",
     "GeneratorError",
     "LeakageError",
+    "OpenAIImagesGenerator",
+    "OpenAIImagesSettings",
     "OversampleGenerator",
     "OversampleSettings",
     "PoolError",

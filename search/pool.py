@@ -32,6 +32,21 @@ def pool_table(pool: SyntheticPool) -> pd.DataFrame:
     return table
 
 
+def spend_lines(pool: SyntheticPool) -> list[str]:
+    """What the pool has spent on image APIs, per generator and settings, and the cap the last sweep set."""
+    cap, rows = pool.spend.summary()
+    if not rows:
+        return []
+    table = pd.DataFrame(rows)[["generator", "settings_hash", "dataset", "images", "calls", "usd"]]
+    total = float(table["usd"].sum())
+    cap_text = f"{cap:.2f} USD (the last sweep's --max-api-spend-usd)" if cap is not None else "not set"
+    return [
+        "",
+        f"image API spend: {total:.4f} USD in total; cap {cap_text}",
+        table.to_string(index=False, float_format=lambda usd: f"{usd:.4f}"),
+    ]
+
+
 def sample_grid(pool: SyntheticPool, path: Path, per_class: int, generator: str | None = None) -> Path:
     """One row per (generator settings, class) with its first images in canonical order."""
     rows = [row for row in pool.summary() if generator is None or row["generator"] == generator]
@@ -59,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m search.pool", description=__doc__)
     parser.add_argument("--pool", default=DEFAULT_POOL, help=f"pool folder or URI (default: {DEFAULT_POOL})")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="counts per generator, settings and class, with fit subset and creation times")
+    commands.add_parser(
+        "list", help="counts per generator, settings and class, with fit subset and creation times; image API spend"
+    )
     grid = commands.add_parser("grid", help="write a PNG grid of samples per class")
     grid.add_argument("--output", default="pool_samples.png")
     grid.add_argument("--per-class", type=int, default=8)
@@ -77,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if arguments.command == "list":
             table = pool_table(pool)
             print(table.to_string(index=False) if not table.empty else f"the pool at {arguments.pool} is empty")
+            for line in spend_lines(pool):
+                print(line)
         elif arguments.command == "grid":
             print(sample_grid(pool, Path(arguments.output), arguments.per_class, arguments.generator))
         else:

@@ -30,7 +30,7 @@ from search.searchers import SEARCHERS, SearchGoal, SearchPlan
 from search.synthetic_demand import GeneratorDemand, generator_demands, generator_uses, smallest_fractions
 from search.synthetic_setup import pool_root_of, prepare_generators
 from search.trainable import search_trial
-from search.validation import check_generators, check_metric, check_space, max_epochs
+from search.validation import check_generators, check_image_upload, check_metric, check_space, max_epochs
 from search.wandb_logging import create_wandb_callback
 from spaces import ConfigError, SearchSpace, list_presets
 from trainables.datasets import DatasetSplits, describe_sources, load_dataset
@@ -101,6 +101,8 @@ def prepare(argv: Sequence[str] | None) -> PreparedSweep:
         demands = generator_demands(space, search_data)
     else:
         demands = [GeneratorDemand(settings, np.zeros(search_data.num_classes, np.int64)) for settings in uses]
+    # Every generator that will be prepared counts, however it was found.
+    check_image_upload(sweep, [*uses, *(demand.settings for demand in demands)], search_data, f"space {space.name!r}")
     if sweep.resume and not sweep.name:
         raise ConfigError("resume", True, "resuming needs --name of the interrupted sweep")
     goal = SearchGoal(metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples, seed=sweep.seed)

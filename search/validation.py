@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import difflib
+import os
 
 from generators import GeneratorError, generator_class
+from generators.api_settings import ImageApiSettings
 from search.config import SweepConfig
 from spaces import ConfigError, GeneratorSettings, SearchSpace, TrialConfig
 from trainables.backbones import BackboneError
@@ -75,3 +77,27 @@ def max_epochs(space: SearchSpace) -> int:
     if "training.epochs" in space.parameters:
         return max(int(value) for value in space.parameters["training.epochs"].corner_values())
     return int(space.fixed.get("training.epochs", TrialConfig().training.epochs))
+
+
+def check_image_upload(sweep: SweepConfig, settings: list[GeneratorSettings], data: SearchData, source: str) -> None:
+    """Real (patient) images leave the machine only when the sweep allows it, and an image API's key must be in
+    the environment (only its name is ever read here, never its value)."""
+    uploads = [generator_settings for generator_settings in settings if isinstance(generator_settings, ImageApiSettings)]
+    if not uploads:
+        return
+    hosts = sorted({generator_settings.upload_host for generator_settings in uploads})
+    generators = sorted({generator_settings.generator for generator_settings in uploads})
+    if not sweep.allow_image_upload:
+        raise ConfigError(
+            "allow_image_upload", False,
+            f"{source} can draw {', '.join(generators)}, which sends real training images (each trial's own real "
+            f"subset of the classes that get synthetic images, up to all {len(data.train.ids)} training images of "
+            f"{data.name!r}) to {', '.join(hosts)}; pass --allow-image-upload (YAML allow_image_upload: true) to allow it",
+        )
+    for variable in sorted({generator_settings.api_key_variable for generator_settings in uploads}):
+        if not os.environ.get(variable):
+            raise ConfigError(
+                variable, "(not set)",
+                f"{', '.join(generators)} reads its API key for {', '.join(hosts)} from the environment variable "
+                f"{variable}; export it before the sweep (a server of your own that needs no key takes any value)",
+            )
