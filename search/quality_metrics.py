@@ -51,7 +51,7 @@ def features_of(module: ImageFeatures, images: np.ndarray) -> Tensor:
     """float64 features [N, D] of uint8 images [N, C, H, W], in batches."""
     if len(images) == 0:
         return torch.zeros(0, module.num_features, dtype=torch.float64)
-    pixels = torch.from_numpy(np.ascontiguousarray(images))
+    pixels = torch.from_numpy(np.array(images))
     return torch.cat([module(batch).double() for batch in torch.split(pixels, FEATURE_BATCH_SIZE)])
 
 
@@ -63,8 +63,8 @@ def distribution_distances(
     nan = {"frechet_distance": math.nan, "kid_mean": math.nan, "kid_std": math.nan, "mifid": math.nan}
     if min(len(real), len(synthetic)) < 2:
         return nan
-    real_pixels = torch.from_numpy(np.ascontiguousarray(real))
-    synthetic_pixels = torch.from_numpy(np.ascontiguousarray(synthetic))
+    real_pixels = torch.from_numpy(np.array(real))
+    synthetic_pixels = torch.from_numpy(np.array(synthetic))
     subset_size = min(kid_subset_size, len(real), len(synthetic))
     metrics = {
         "frechet_distance": FrechetInceptionDistance(feature=module),

@@ -108,7 +108,7 @@ def _label_fidelity(model: RealOnlyModel | None, images: np.ndarray, labels: np.
     """bool [N]: whether the real-only classifier predicts each synthetic image's own label."""
     if model is None or len(images) == 0:
         return None
-    logits = predict_logits(model.classifier, torch.from_numpy(np.ascontiguousarray(images)),
+    logits = predict_logits(model.classifier, torch.from_numpy(np.array(images)),
                             normalization=model.normalization, device=torch.device("cpu"))
     return logits.argmax(dim=1).numpy() == labels
 
@@ -118,7 +118,7 @@ def classification_accuracy_score(synthetic: _KeyImages, data: SearchData, epoch
     synthetic images alone (Ravuri & Vinyals 2019)."""
     model = fit_small_classifier(synthetic.images, synthetic.labels, num_classes=data.num_classes, seed=0,
                                  recipe=SmallClassifierRecipe(epochs=epochs))
-    images, labels = torch.from_numpy(np.ascontiguousarray(data.val.images)), torch.from_numpy(data.val.labels.astype(np.int64))
+    images, labels = torch.from_numpy(np.array(data.val.images)), torch.from_numpy(data.val.labels.astype(np.int64))
     normalization = small_classifier_normalization(data.channels)
     logits = predict_logits(model, images, normalization=normalization, device=torch.device("cpu"))
     return compute_metrics(logits, labels, num_classes=data.num_classes, ordinal=data.ordinal, class_names=data.class_names,

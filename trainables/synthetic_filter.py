@@ -46,7 +46,7 @@ def fit_small_classifier(
     """A classifier trained from scratch on uint8 images [N, C, H, W] with the recipe, on the CPU, deterministic for
     (images, labels, seed); returned in eval mode."""
     torch.manual_seed(seed)
-    pixels = torch.from_numpy(np.ascontiguousarray(images))
+    pixels = torch.from_numpy(np.array(images))
     targets = torch.from_numpy(np.asarray(labels, dtype=np.int64))
     model = create_backbone(recipe.backbone, num_classes=num_classes, in_channels=pixels.shape[1], image_size=pixels.shape[2])
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.learning_rate)
@@ -69,7 +69,7 @@ def label_probabilities(
     """float64 [N]: the model's softmax probability of each image's own label."""
     if len(images) == 0:
         return np.zeros(0)
-    logits = predict_logits(model, torch.from_numpy(np.ascontiguousarray(images)), normalization=normalization,
+    logits = predict_logits(model, torch.from_numpy(np.array(images)), normalization=normalization,
                             device=torch.device("cpu"))
     probabilities = torch.softmax(logits, dim=1).double().numpy()
     return probabilities[np.arange(len(labels)), np.asarray(labels, dtype=np.int64)]
