@@ -6,6 +6,7 @@ training images are to each other)."""
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,11 +67,14 @@ def distribution_distances(
     real_pixels = torch.from_numpy(np.array(real))
     synthetic_pixels = torch.from_numpy(np.array(synthetic))
     subset_size = min(kid_subset_size, len(real), len(synthetic))
-    metrics = {
-        "frechet_distance": FrechetInceptionDistance(feature=module),
-        "kid": KernelInceptionDistance(feature=module, subset_size=subset_size, subsets=kid_subsets),
-        "mifid": MemorizationInformedFrechetInceptionDistance(feature=module),
-    }
+    with warnings.catch_warnings():
+        # KID keeps every feature in memory, which it warns about; the sets measured here are capped per class.
+        warnings.filterwarnings("ignore", message=".*will save all extracted features in buffer.*")
+        metrics = {
+            "frechet_distance": FrechetInceptionDistance(feature=module),
+            "kid": KernelInceptionDistance(feature=module, subset_size=subset_size, subsets=kid_subsets),
+            "mifid": MemorizationInformedFrechetInceptionDistance(feature=module),
+        }
     values: dict[str, float] = {}
     torch.manual_seed(0)  # KID draws its subsets with torch's generator: the same numbers every run
     for name, metric in metrics.items():

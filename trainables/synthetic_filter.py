@@ -47,7 +47,7 @@ def fit_small_classifier(
     (images, labels, seed); returned in eval mode."""
     torch.manual_seed(seed)
     pixels = torch.from_numpy(np.array(images))
-    targets = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+    targets = torch.from_numpy(np.array(labels, dtype=np.int64))
     model = create_backbone(recipe.backbone, num_classes=num_classes, in_channels=pixels.shape[1], image_size=pixels.shape[2])
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.learning_rate)
     loss_function = create_loss(label_smoothing=0.0, weights=class_weights(targets, num_classes))
