@@ -5,16 +5,21 @@ reports how many it dropped."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from search.config import SweepConfig
+from search.synthetic_demand import GeneratorDemand
 from search.synthetic_filter_setup import attach_label_filters, space_uses_label_filter
+from search.synthetic_setup import prepare_generators
 from spaces import ConfigError, TrialConfig
 from spaces.space import space_from_mapping
 from trainables.datasets import ImageSet, SearchData
 from trainables.errors import TrainableInputError
+from trainables.replicas import build_replica
 from trainables.synthetic import (
     SyntheticDraw,
     SyntheticSource,
@@ -116,3 +121,26 @@ def test_filter_keys_are_validated_and_found_in_a_space() -> None:
     }, "test")
     plain = space_from_mapping({"fixed": {"synthetic.proportion": 0.5, "synthetic.generator": "oversample"}}, "test")
     assert space_uses_label_filter(searched) and not space_uses_label_filter(plain)
+
+
+@pytest.mark.slow
+def test_a_trial_drops_from_the_images_it_drew_from_the_pool(tmp_path: Path, ray_cluster: None) -> None:
+    trials = {
+        threshold: TrialConfig.from_mapping({"real_fraction": 0.5, "synthetic": {
+            "proportion": 1.0, "generator": "oversample", "settings": {"rotation_probability": 1.0},
+            "filter": "label_fidelity", "filter_threshold": threshold,
+        }})
+        for threshold in (0.0, 0.999999)
+    }
+    demand = GeneratorDemand(trials[0.0].synthetic.settings, np.zeros(DATA.num_classes, np.int64))
+    prepared = prepare_generators([demand], FIT_FRACTIONS, DATA, SweepConfig(), str(tmp_path / "pool"))
+    source = attach_label_filters(prepared.source, DATA, [0], SmallClassifierRecipe(epochs=3))
+    everything = build_replica(trials[0.0], DATA, 0, torch.device("cpu"), source)
+    strict = build_replica(trials[0.999999], DATA, 0, torch.device("cpu"), source)
+    # Both drew the same first n images of each class; the strict filter dropped some of them, nothing else changed.
+    assert [draw.count for draw in strict.synthetic_draws] == [draw.count for draw in everything.synthetic_draws]
+    assert all(draw.dropped == () for draw in everything.synthetic_draws)
+    dropped = sum(len(draw.dropped) for draw in strict.synthetic_draws)
+    assert dropped > 0
+    assert int(strict.is_synthetic.sum()) == int(everything.is_synthetic.sum()) - dropped
+    assert subset_counts(strict, DATA)["synthetic_filtered"] == dropped
