@@ -9,12 +9,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import timm
 import torch
 from PIL import Image
+from safetensors.torch import save_file
 from torch import nn
 
 from generators.pool import PoolKey, SyntheticPool, derive_seed
-from search.quality_encoders import RealOnlyModel, real_only_model_from_checkpoint
+from search.quality_encoders import (
+    FeatureExtractorSettings,
+    RealOnlyModel,
+    real_only_model_from_checkpoint,
+    user_feature_extractor,
+)
 from search.quality_metrics import (
     ImageFeatures,
     density_coverage,
@@ -142,3 +149,11 @@ def test_the_domain_encoder_comes_from_a_trial_checkpoint(tmp_path: Path) -> Non
     # The penultimate layer: basic_cnn's last hidden layer, 64 wide, in front of the classifier.
     assert encoder.module(images).shape == (2, 64)
     assert isinstance(model.classifier.get_classifier(), nn.Linear)  # the classifier itself keeps its head
+
+
+def test_a_users_own_extractor_is_a_timm_model_with_local_weights(tmp_path: Path) -> None:
+    weights = tmp_path / "resnet18_rgb.safetensors"
+    save_file(timm.create_model("resnet18", num_classes=10).state_dict(), str(weights))  # an RGB checkpoint
+    encoder = user_feature_extractor(FeatureExtractorSettings(backbone="resnet18", weights=str(weights), image_size=32), DATA)
+    features = features_of(encoder.image_features(DATA), DATA.val.images[:5])  # grayscale 16 px in, resized to 32
+    assert features.shape == (5, 512) and torch.isfinite(features).all()
