@@ -91,6 +91,11 @@ class SyntheticConfig(StrictModel):
     generator: str = "ddpm"
     # The generator's own settings model, chosen by `generator` (SerializeAsAny: dumped with its own fields).
     settings: SerializeAsAny[GeneratorSettings] = Field(default_factory=dict, validate_default=True)
+    # label_fidelity: drop the drawn synthetic images to which a classifier fit on the generator's fit subset gives
+    # less than `filter_threshold` probability of their own label (Kakkar's manual filtering, automated; see
+    # trainables/synthetic_filter.py). The trial draws its n images first, then drops: it may train on fewer.
+    filter: Literal["none", "label_fidelity"] = "none"
+    filter_threshold: float = Field(0.5, ge=0.0, le=1.0)
 
     @field_validator("generator")
     @classmethod

@@ -17,7 +17,7 @@ from spaces import TrialConfig
 from trainables.datasets import SearchData
 from trainables.metrics import sanitize_class_name
 from trainables.replicas import Replica, build_replica, image_tensors, load_saved_trial, normalization_of, save_replicas
-from trainables.synthetic import SyntheticSource
+from trainables.synthetic import SyntheticSource, filtered_counts
 from trainables.training import epoch_batches, evaluate, resolve_device, train_one_epoch
 
 
@@ -53,14 +53,18 @@ def subset_counts(replica: Replica, data: SearchData) -> dict[str, float]:
     """Real and synthetic training images per class, for the leaderboard."""
     real = torch.bincount(replica.labels[~replica.is_synthetic], minlength=data.num_classes).tolist()
     synthetic = torch.bincount(replica.labels[replica.is_synthetic], minlength=data.num_classes).tolist()
+    # Drawn synthetic images that `synthetic.filter` dropped (0 without a filter).
+    filtered = filtered_counts(replica.synthetic_draws, data.num_classes).tolist()
     counts = {
         "real_images": float(sum(real)),
         "synthetic_images": float(sum(synthetic)),
+        "synthetic_filtered": float(sum(filtered)),
         "real_fraction_of_train": sum(real) / len(data.train),
     }
-    for name, real_count, synthetic_count in zip(data.class_names, real, synthetic):
+    for name, real_count, synthetic_count, filtered_count in zip(data.class_names, real, synthetic, filtered):
         counts[f"real_count_{sanitize_class_name(name)}"] = float(real_count)
         counts[f"synthetic_count_{sanitize_class_name(name)}"] = float(synthetic_count)
+        counts[f"synthetic_filtered_{sanitize_class_name(name)}"] = float(filtered_count)
     return counts
 
 
