@@ -28,6 +28,7 @@ from search.report import (
 from search.schedulers import SCHEDULERS
 from search.searchers import SEARCHERS, SearchGoal, SearchPlan
 from search.synthetic_demand import GeneratorDemand, generator_demands, generator_uses, smallest_fractions
+from search.synthetic_filter_setup import attach_label_filters, space_uses_label_filter
 from search.synthetic_setup import pool_root_of, prepare_generators
 from search.trainable import search_trial
 from search.validation import check_generators, check_image_upload, check_metric, check_space, max_epochs
@@ -125,16 +126,21 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
     # Only train and validation go to the object store, once; trials get a reference, never a copy on disk.
     search_data = dataset.for_search()
     generators = None
+    synthetic_source = None
     if prepared.generator_demands:
         generators = prepare_generators(
             prepared.generator_demands, prepared.fit_fractions, search_data, sweep, pool_root_of(sweep, root)
         )
+        synthetic_source = generators.source
+        if space_uses_label_filter(space):
+            seeds = [sweep.seed + repeat for repeat in range(sweep.repeats)]
+            synthetic_source = attach_label_filters(synthetic_source, search_data, seeds)
     trainable = tune.with_resources(
         tune.with_parameters(
             search_trial, data=search_data, space=space,
             settings=TrialSettings(
                 repeats=sweep.repeats, seed=sweep.seed, device=sweep.device,
-                synthetic_source=generators.source if generators is not None else None,
+                synthetic_source=synthetic_source,
                 metric=sweep.metric, mode=sweep.mode, checkpoint_every_epoch=sweep.scheduler == "pbt",
             ),
         ),
