@@ -7,6 +7,8 @@ from generators.ddpm import DDPMGenerator
 from generators.ddpm_settings import DDPMSettings
 from generators.errors import GeneratorError, LeakageError, PoolError
 from generators.oversample import OversampleGenerator, OversampleSettings
+from generators.stable_diffusion import StableDiffusionGenerator
+from generators.stable_diffusion_settings import StableDiffusionSettings
 
 __all__ = [
     "DDPMGenerator",
@@ -18,6 +20,8 @@ __all__ = [
     "OversampleSettings",
     "PoolError",
     "ProgressCallback",
+    "StableDiffusionGenerator",
+    "StableDiffusionSettings",
     "create_generator",
     "generator_class",
 ]

@@ -24,6 +24,7 @@ from generators.stable_diffusion_model import (
     native_resolution,
     prompt_text,
     rare_tokens,
+    text_encoder_lora_problem,
     to_dataset_images,
     to_model_images,
     with_scheduler,
@@ -59,6 +60,11 @@ class StableDiffusionGenerator(Generator):
     ) -> None:
         if class_names:
             check_class_names(list(settings.prompts), class_names)
+        if settings.train_text_encoder and settings.needs_fit and (problem := text_encoder_lora_problem()):
+            raise GeneratorError(
+                f"generator 'stable_diffusion' setting 'train_text_encoder' = true cannot run here: {problem}; allowed: "
+                "false (LoRA on the UNet only), or upgrade peft"
+            )
         locate_model(settings.model, check_hub=True)
         if channels not in (1, 3):
             raise GeneratorError(f"generator 'stable_diffusion' makes 1- or 3-channel images; the dataset has {channels}")

@@ -185,6 +185,26 @@ def inference_dtype(device: str) -> torch.dtype:
     return torch.float16 if device.startswith("cuda") else torch.float32
 
 
+def text_encoder_lora_problem() -> str | None:
+    """Why a LoRA on the text encoder cannot be trained and loaded here, or None: transformers puts adapters on
+    its models through peft and needs a recent enough peft to do so."""
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    try:
+        from transformers.integrations.peft import MIN_PEFT_VERSION
+    except ImportError:
+        return None
+    installed = version("peft")
+    if Version(installed) < Version(MIN_PEFT_VERSION):
+        return (
+            f"transformers {version('transformers')} needs peft >= {MIN_PEFT_VERSION} for text-encoder adapters; "
+            f"peft {installed} is installed"
+        )
+    return None
+
+
 def check_class_names(prompts: Sequence[str], class_names: Sequence[str]) -> None:
     """Refuses a per-class prompt for a class the dataset does not have."""
     unknown = [name for name in prompts if name not in class_names]
