@@ -4,7 +4,7 @@ how it is fine-tuned on the real subset (none, LoRA, DreamBooth with prior prese
 from __future__ import annotations
 
 import string
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import model_validator
 
@@ -32,6 +32,9 @@ class StableDiffusionSettings(GeneratorSettings):
     """Defaults: Stable Diffusion 2.1 base (512 px), img2img at strength 0.5 from the trial's own real images
     (DA-Fusion, Trabucco et al. 2024), no fine-tune. A GPU is expected for real models; on a CPU use the tiny model
     of `python -m generators.tiny_stable_diffusion DEST` to try the path."""
+
+    fit_summary: ClassVar[tuple[str, ...]] = ("model", "fine_tune", "lora_rank", "training_steps")
+    """What `python -m search.pool list` always shows of a fit (besides the fit settings off their defaults)."""
 
     model: str = setting(
         "stabilityai/stable-diffusion-2-1-base", affects="fit",
