@@ -174,7 +174,7 @@ class StableDiffusionGenerator(Generator):
                 )
             pipeline = load_pipeline(self.settings.model, device=self.device, dtype=inference_dtype(self.device))
             if self._adapter_folder is not None:
-                pipeline.load_lora_weights(self._adapter_folder.name, weight_name=ADAPTER_FILE)
+                _load_adapter(pipeline, Path(self._adapter_folder.name))
             pipeline = with_scheduler(pipeline, self.settings.scheduler)
             if self.image_to_image:
                 from diffusers import StableDiffusionImg2ImgPipeline
@@ -224,3 +224,15 @@ class StableDiffusionGenerator(Generator):
             arguments["height"] = arguments["width"] = resolution
         output = pipeline(**arguments).images
         return to_dataset_images(output[: len(seeds)], self.channels, self.image_size)
+
+
+def _load_adapter(pipeline: DiffusionPipeline, folder: Path) -> None:
+    from diffusers.utils import logging as diffusers_logging
+
+    # diffusers warns, on every load, that a UNet-only adapter has no text-encoder weights: that is expected here.
+    verbosity = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()
+    try:
+        pipeline.load_lora_weights(str(folder), weight_name=ADAPTER_FILE)
+    finally:
+        diffusers_logging.set_verbosity(verbosity)

@@ -15,13 +15,15 @@ import torch
 
 from generators.base import ProgressCallback
 from generators.errors import GeneratorError
-from generators.stable_diffusion_model import load_pipeline, native_resolution, prompt_text, to_model_images, with_scheduler
+from generators.stable_diffusion_model import load_pipeline, native_resolution, prompt_text, to_model_images
 from generators.stable_diffusion_settings import StableDiffusionSettings
 
 UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 TEXT_ENCODER_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
 GRADIENT_CLIP_NORM = 1.0
 ENCODE_BATCH = 8
+PRIOR_BATCH = 4
+PRIOR_GUIDANCE_SCALE = 7.5
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ def fine_tune(
         prompt_text(settings.template_for(name), name, tokens[index]) for index, name in enumerate(class_names)
     ])
     instance_latents = _encode(pipeline, images, resolution, device, random)
-    instance_labels = torch.as_tensor(np.asarray(labels, dtype=np.int64))
+    instance_labels = torch.from_numpy(np.array(labels, dtype=np.int64))
     prior = None
     if settings.fine_tune == "dreambooth":
         prior = _prior_examples(settings, pipeline, sorted({int(label) for label in labels}), class_names, resolution, random)
@@ -154,24 +156,24 @@ def _prior_examples(
     random: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """DreamBooth's class images: `num_class_images` latents per fitted class that the base model makes from the
-    class prompt without its token (txt2img, the sampling settings), with those prompts' token ids."""
+    class prompt without its token (txt2img with the model's own scheduler, `class_image_steps` steps, guidance
+    7.5 as DreamBooth's script), with those prompts' token ids. Only fit settings shape them: sampling settings
+    and `batch_size` change the generator's images, not its fit."""
     from diffusers import StableDiffusionPipeline
 
-    sampler = with_scheduler(StableDiffusionPipeline(**pipeline.components, requires_safety_checker=False), settings.scheduler)
+    sampler = StableDiffusionPipeline(**pipeline.components, requires_safety_checker=False)
     sampler.set_progress_bar_config(disable=True)
     prompts = [prompt_text(settings.template_for(class_names[index]), class_names[index], "") for index in classes]
     prompt_ids = _token_ids(pipeline, prompts)
-    negative = settings.negative_prompt or None
     latents, ids = [], []
     for position, _ in enumerate(classes):
-        for start in range(0, settings.num_class_images, settings.batch_size):
-            count = min(settings.batch_size, settings.num_class_images - start)
+        for start in range(0, settings.num_class_images, PRIOR_BATCH):
+            count = min(PRIOR_BATCH, settings.num_class_images - start)
             seeds = torch.randint(0, 2**31 - 1, (count,), generator=random).tolist()
             made = sampler(
-                [prompts[position]] * count, negative_prompt=None if negative is None else [negative] * count,
-                height=resolution, width=resolution, num_inference_steps=settings.sampling_steps,
-                guidance_scale=settings.guidance_scale, generator=[torch.Generator().manual_seed(seed) for seed in seeds],
-                output_type="latent",
+                [prompts[position]] * count, height=resolution, width=resolution,
+                num_inference_steps=settings.class_image_steps, guidance_scale=PRIOR_GUIDANCE_SCALE,
+                generator=[torch.Generator().manual_seed(seed) for seed in seeds], output_type="latent",
             ).images
             latents.append(made.float().cpu())
             ids.append(prompt_ids[position].repeat(count, 1))

@@ -4,6 +4,7 @@ name classes in a fine-tune, and conversion between the dataset's images and the
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -143,18 +144,19 @@ def rare_tokens(tokenizer: Any, count: int, avoid: Iterable[str]) -> list[str]:
     look without training embeddings. A vocabulary too small for that window (the tiny test model's) gives its
     highest-id candidates."""
     avoided = {word.lower() for text in avoid for word in re.findall(r"[a-z]+", text.lower())}
-    vocabulary = tokenizer.get_vocab()
     candidates = []
-    for token, token_id in vocabulary.items():
+    for token, token_id in tokenizer.get_vocab().items():
         word = token[: -len("</w>")] if token.endswith("</w>") else ""
         if word.isascii() and word.isalpha() and word.islower() and len(word) <= RARE_TOKEN_MAX_LENGTH and word not in avoided:
-            if tokenizer(word, add_special_tokens=False).input_ids == [token_id]:
-                candidates.append((token_id, word))
+            candidates.append((token_id, word))
     in_window = sorted(candidate for candidate in candidates if candidate[0] in RARE_TOKEN_IDS)
-    chosen = in_window if len(in_window) >= count else sorted(candidates, reverse=True)
+    ordered = in_window if len(in_window) >= count else sorted(candidates, reverse=True)
+    # A word is usable when the tokenizer gives it back as that one token (not split, not normalised away).
+    usable = (word for token_id, word in ordered if tokenizer(word, add_special_tokens=False).input_ids == [token_id])
+    chosen = list(itertools.islice(usable, count))
     if len(chosen) < count:
         raise GeneratorError(f"the model's tokenizer has only {len(chosen)} rare one-token words, {count} classes need one each")
-    return [word for _, word in chosen[:count]]
+    return chosen
 
 
 def to_model_images(sources: np.ndarray, resolution: int, device: str, dtype: torch.dtype) -> torch.Tensor:

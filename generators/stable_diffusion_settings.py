@@ -89,6 +89,9 @@ class StableDiffusionSettings(GeneratorSettings):
         50, affects="fit", ge=1, le=10_000,
         description="dreambooth: images per class the base model makes (txt2img) for prior preservation",
     )
+    class_image_steps: int = setting(
+        25, affects="fit", ge=1, le=1000, description="dreambooth: scheduler steps of each class image"
+    )
 
     @property
     def image_to_image(self) -> bool:  # type: ignore[override]

@@ -35,6 +35,12 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(build_tiny_stable_diffusion(tmp_path_factory.mktemp("models") / "tiny-sd"))
 
 
+@pytest.fixture(scope="module")
+def base_generator(tiny_model: str) -> StableDiffusionGenerator:
+    """txt2img from the tiny model without a fine-tune (its pipeline loads once for the module)."""
+    return make(sd_settings(tiny_model))
+
+
 def sd_settings(model: str, **values: object) -> StableDiffusionSettings:
     defaults = {"model": model, "mode": "txt2img", "sampling_steps": 2, "batch_size": 3, "guidance_scale": 3.0}
     return StableDiffusionSettings(**{**defaults, **values})
@@ -48,10 +54,12 @@ def real_images(count: int, channels: int = 1, size: int = 16, seed: int = 0) ->
     return np.random.default_rng(seed).integers(0, 256, (count, channels, size, size), dtype=np.uint8)
 
 
-def test_txt2img_images_have_the_dataset_shape_and_do_not_depend_on_their_batch(tiny_model: str) -> None:
-    settings = sd_settings(tiny_model)
+def test_txt2img_images_have_the_dataset_shape_and_do_not_depend_on_their_batch(
+    tiny_model: str, base_generator: StableDiffusionGenerator
+) -> None:
+    settings = base_generator.settings
     assert (settings.image_to_image, settings.needs_fit) == (False, False)
-    generator = make(settings)
+    generator = base_generator
     assert generator.prompt(0) == "a medical image of mild demented"
     images = generator.generate(0, [5, 6, 7, 8])
     assert images.shape == (4, 1, 16, 16) and images.dtype == np.uint8
@@ -84,10 +92,10 @@ def test_img2img_varies_each_source_independently_of_the_batch(tiny_model: str) 
 
 @pytest.mark.parametrize("fine_tune", ["lora", "dreambooth"])
 def test_a_fit_changes_the_images_is_saved_as_a_diffusers_lora_and_reloads_to_the_same_images(
-    tiny_model: str, fine_tune: str, tmp_path: Path
+    tiny_model: str, base_generator: StableDiffusionGenerator, fine_tune: str, tmp_path: Path
 ) -> None:
     values = {"fine_tune": fine_tune, "training_steps": 4, "learning_rate": 1e-2, "lora_rank": 4, "lora_alpha": 2.0,
-              "num_class_images": 2, "prior_loss_weight": 0.5}
+              "num_class_images": 1, "class_image_steps": 2, "prior_loss_weight": 0.5}
     settings = sd_settings(tiny_model, **values)
     assert settings.needs_fit
     generator = make(settings)
@@ -100,8 +108,7 @@ def test_a_fit_changes_the_images_is_saved_as_a_diffusers_lora_and_reloads_to_th
     assert steps == [(step, 4) for step in range(1, 5)] and len(generator.training_losses) == 4
     assert len(set(generator.tokens)) == 2 and generator.prompt(0) == f"a medical image of {generator.tokens[0]} mild demented"
     fitted = generator.generate(0, [1, 2])
-    base = make(sd_settings(tiny_model)).generate(0, [1, 2])
-    assert not np.array_equal(fitted, base)
+    assert not np.array_equal(fitted, base_generator.generate(0, [1, 2]))
 
     generator.save(tmp_path)
     with safe_open(str(tmp_path / ADAPTER_FILE), framework="pt") as adapter:
