@@ -140,6 +140,23 @@ def test_settings_that_diffusers_cannot_run_are_refused_with_what_is_allowed(tin
         check_generators([sd_settings(str(tmp_path / "empty"))], data, "space")
 
 
+def test_the_command_refuses_a_prompt_for_an_unknown_class_in_one_line_before_ray(
+    tiny_model: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    space = {"fixed": {
+        "synthetic.proportion": 0.5, "synthetic.generator": "stable_diffusion", "synthetic.settings.model": tiny_model,
+        "synthetic.settings.prompts.severe": "an MRI of {class}",
+    }}
+    space_file = tmp_path / "space.yaml"
+    space_file.write_text(yaml.safe_dump(space))
+    was_running = ray.is_initialized()
+    assert main(["--space", str(space_file), "--data", "phantom", "--phantom-count", "100", "--storage", str(tmp_path)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("error: synthetic.settings")
+    assert "unknown class(es) ['severe']; allowed: non_demented, very_mild_demented" in error[0]
+    assert ray.is_initialized() == was_running
+
+
 def test_an_uncached_hub_id_offline_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
     from huggingface_hub import constants
 
