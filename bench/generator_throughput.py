@@ -55,7 +55,10 @@ def main() -> None:
     parser.add_argument("--sampling-steps", type=int, default=20, help="stable_diffusion scheduler steps")
     parser.add_argument("--lora-steps", type=int, default=20, help="LoRA fine-tune steps")
     parser.add_argument("--ddpm-steps", type=int, default=100, help="ddpm training steps (default settings otherwise)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's); 1 suits a busy machine")
     arguments = parser.parse_args()
+    if arguments.threads:
+        torch.set_num_threads(arguments.threads)
 
     data = load_dataset("phantom", image_size=arguments.image_size).for_search()
     images, labels = data.train.images, data.train.labels

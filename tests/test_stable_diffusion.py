@@ -15,7 +15,7 @@ import yaml
 from safetensors import safe_open
 
 from generators import GeneratorError, StableDiffusionGenerator, StableDiffusionSettings
-from generators.generator_actor import create_generator_actors
+from generators.generator_actor import FitProgressBar, create_generator_actors
 from generators.pool import LeakageError, PoolKey, SyntheticPool
 from generators.pool_actor import get_synthetic_pool
 from generators.stable_diffusion import ADAPTER_FILE
@@ -203,6 +203,29 @@ def test_img2img_through_the_pool_uses_only_the_trials_own_training_images(
     finally:
         for actor in [*actors, pool]:
             ray.kill(actor)
+
+
+@ray.remote
+def _fit_progress_lines(steps: int) -> list[dict]:
+    """What a generator actor's fit bar prints for a fit of `steps` quick steps."""
+    import contextlib
+    import io
+    import json
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        bar = FitProgressBar("fit test")
+        for step in range(1, steps + 1):
+            bar(step, steps)
+        bar.close()
+    return [json.loads(line) for line in printed.getvalue().splitlines() if line.strip()]
+
+
+def test_a_fit_in_an_actor_reports_progress_as_one_ray_bar_at_most_once_a_second(ray_cluster: None) -> None:
+    lines = ray.get(_fit_progress_lines.remote(5000), timeout=60)
+    # Ray's driver turns these lines into one tqdm bar; 5000 fast steps print a few, not 5000.
+    assert 2 <= len(lines) <= 4 and len({line["uuid"] for line in lines}) == 1
+    assert lines[-1]["x"] == lines[-1]["total"] == 5000 and lines[-1]["closed"] and lines[-1]["desc"] == "fit test"
 
 
 @pytest.mark.slow
