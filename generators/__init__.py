@@ -8,6 +8,8 @@ from generators.ddpm_settings import DDPMSettings
 from generators.errors import GeneratorError, LeakageError, PoolError
 from generators.openai_images import OpenAIImagesGenerator, OpenAIImagesSettings
 from generators.oversample import OversampleGenerator, OversampleSettings
+from generators.stable_diffusion import StableDiffusionGenerator
+from generators.stable_diffusion_settings import StableDiffusionSettings
 
 __all__ = [
     "DDPMGenerator",
@@ -21,6 +23,8 @@ __all__ = [
     "OversampleSettings",
     "PoolError",
     "ProgressCallback",
+    "StableDiffusionGenerator",
+    "StableDiffusionSettings",
     "create_generator",
     "generator_class",
 ]

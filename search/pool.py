@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -17,15 +18,46 @@ import pandas as pd  # noqa: E402
 
 from generators.errors import GeneratorError  # noqa: E402
 from generators.pool import PoolError, PoolKey, SyntheticPool  # noqa: E402
+from spaces import GENERATORS  # noqa: E402
 
 DEFAULT_POOL = "./ray_results/synthetic_pool"
 
 
+def fit_description(pool: SyntheticPool, key: PoolKey) -> str:
+    """What a stored fit was, from its fit record: the settings that shaped it (those a settings model names in
+    `fit_summary`, and every other fit setting off its default), the seed and the seconds it took."""
+    if key.fit_subset is None or not pool.has_generator(key):
+        return ""
+    record = pool.generator_info(key)
+    values = record.get("settings", {})
+    shown: dict[str, Any] = {}
+    try:
+        model = GENERATORS.entry(key.generator).settings
+        defaults = model().model_dump(mode="json")
+    except ValueError:  # a generator this process does not know: its whole record
+        shown = dict(values)
+    else:
+        always = getattr(model, "fit_summary", ())
+        for name, field in model.model_fields.items():
+            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+            if name in values and extra.get("affects") == "fit" and (name in always or values[name] != defaults.get(name)):
+                shown[name] = values[name]
+    parts = [f"{name}={value}" for name, value in shown.items()]
+    parts += [f"seed={record['seed']}"] if "seed" in record else []
+    parts += [f"fit_s={float(record['fit_seconds']):.0f}"] if "fit_seconds" in record else []
+    return " ".join(parts)
+
+
 def pool_table(pool: SyntheticPool) -> pd.DataFrame:
-    """Per generator, settings and class: image count, the subset it was fit on and when images were made."""
+    """Per generator, settings and class: image count, the subset it was fit on, what the fit was (fit) and when
+    images were made."""
     rows = pool.summary()
     if not rows:
         return pd.DataFrame()
+    fits: dict[PoolKey, str] = {}
+    for row in rows:
+        key = PoolKey.from_dict(row)
+        row["fit"] = fits[key] if key in fits else fits.setdefault(key, fit_description(pool, key))
     table = pd.DataFrame(rows)
     for column in ("first_created_at", "last_created_at"):
         table[column] = [time.strftime("%Y-%m-%d %H:%M", time.localtime(value)) for value in table[column]]

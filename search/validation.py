@@ -63,11 +63,11 @@ def check_space(space: SearchSpace, data: SearchData) -> list[TrialConfig]:
 
 
 def check_generators(settings: list[GeneratorSettings], data: SearchData, source: str) -> None:
-    """Each generator the space can draw must be able to make images of this dataset's shape."""
+    """Each generator the space can draw must be able to make images of this dataset's shape and classes."""
     for generator_settings in settings:
         try:
             generator_class(generator_settings).check_data_shape(
-                generator_settings, channels=data.channels, image_size=data.image_size
+                generator_settings, channels=data.channels, image_size=data.image_size, class_names=data.class_names
             )
         except GeneratorError as error:
             raise ConfigError("synthetic.settings", generator_settings.generator, str(error), source) from None
