@@ -118,7 +118,11 @@ class GeneratorActor:
         pool = SyntheticPool(pool_root)
         # Leakage is checked before fitting, not after hours of it.
         pool.check_fit_subset(key, fit_info["fit_subset_ids"])
-        if pool.has_generator(key):
+        stored = pool.find_generator(key, self._settings.fit_settings_hash)
+        if stored is not None and stored != key:
+            # Settings that differ only in sampling (img2img strength, guidance) reuse a fit instead of repeating it.
+            pool.share_generator(stored, key, self._settings.model_dump(mode="json"))
+        if stored is not None:
             return self.load(pool_root, key)
         started = time.time()
         progress = FitProgressBar(f"fit {key.generator} {key.settings_hash[:6]}")
@@ -133,6 +137,7 @@ class GeneratorActor:
             "fit_seconds": time.time() - started,
             "fitted_at": started,
             "device": self._device,
+            "fit_settings_hash": self._settings.fit_settings_hash,
         }
         if not pool.save_generator(key, self._generator, record):
             # Another replica stored its fit first; using that one keeps every replica's images consistent.

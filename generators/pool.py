@@ -107,6 +107,14 @@ class SyntheticPool:
     def has_generator(self, key: PoolKey) -> bool:
         return self._models.has(key)
 
+    def find_generator(self, key: PoolKey, fit_settings_hash: str) -> PoolKey | None:
+        """The key whose stored fit serves `key` (itself, or one with the same fit settings); None: fit it."""
+        return self._models.find(key, fit_settings_hash)
+
+    def share_generator(self, source: PoolKey, key: PoolKey, settings: Mapping[str, Any]) -> bool:
+        """Stores the fit of `source` for `key` too (same generator, dataset, fit subset and fit settings)."""
+        return self._models.share(source, key, settings)
+
     def save_generator(self, key: PoolKey, generator: Generator, fit_info: Mapping[str, Any]) -> bool:
         """Stores a fitted generator and its fit record (JSON: dataset, fit subset identity and ids, seed,
         settings, fit time). Returns False, storing nothing, when a model for the key is already stored."""
