@@ -340,10 +340,10 @@ def test_a_space_that_can_upload_images_needs_consent_and_a_key_before_ray_start
     assert not (tmp_path / "results").exists() and api.received == []
 
 
-def test_the_kwon2024_preset_offers_openai_images_behind_the_opt_in(tmp_path: Path) -> None:
+def test_the_kwon2024_preset_offers_openai_images_behind_the_opt_in(tmp_path: Path, preset_models: None) -> None:
     # The preset's commented openai_images block, put to use as its comment says.
     text = (Path(__file__).parents[1] / "spaces" / "presets" / "kwon2024.yaml").read_text()
-    text = text.replace("choice: [ddpm]\n", "choice: [ddpm, openai_images]\n")
+    text = text.replace("choice: [ddpm, stable_diffusion]\n", "choice: [ddpm, stable_diffusion, openai_images]\n")
     text = re.sub(r"\n  # (synthetic\.settings\.)", r"\n  \1", text)
     space = tmp_path / "kwon2024_api.yaml"
     space.write_text(text)
@@ -356,7 +356,7 @@ def test_the_kwon2024_preset_offers_openai_images_behind_the_opt_in(tmp_path: Pa
         with pytest.raises(ConfigError, match="openai_images.*127.0.0.1:8000.*--allow-image-upload"):
             prepare([*arguments, pregenerate])
     prepared = prepare([*arguments, "--allow-image-upload"])
-    assert {demand.settings.generator for demand in prepared.generator_demands} == {"ddpm", "openai_images"}
+    assert {demand.settings.generator for demand in prepared.generator_demands} == {"ddpm", "stable_diffusion", "openai_images"}
 
 
 @pytest.mark.slow

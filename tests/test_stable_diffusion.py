@@ -22,7 +22,6 @@ from generators.pool import LeakageError, PoolKey, SyntheticPool
 from generators.pool_actor import get_synthetic_pool
 from generators.stable_diffusion import ADAPTER_FILE
 from generators.stable_diffusion_model import text_encoder_lora_problem
-from generators.tiny_stable_diffusion import build_tiny_stable_diffusion
 from search import pool as pool_cli
 from search.run import main
 from search.validation import check_generators
@@ -43,8 +42,8 @@ def one_torch_thread() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(build_tiny_stable_diffusion(tmp_path_factory.mktemp("models") / "tiny-sd"))
+def tiny_model(tiny_stable_diffusion: Path) -> str:
+    return str(tiny_stable_diffusion)
 
 
 @pytest.fixture(scope="module")
