@@ -6,7 +6,10 @@ from generators.base import Generator, ProgressCallback, create_generator, gener
 from generators.ddpm import DDPMGenerator
 from generators.ddpm_settings import DDPMSettings
 from generators.errors import GeneratorError, LeakageError, PoolError
+from generators.openai_images import OpenAIImagesGenerator, OpenAIImagesSettings
 from generators.oversample import OversampleGenerator, OversampleSettings
+from generators.stable_diffusion import StableDiffusionGenerator
+from generators.stable_diffusion_settings import StableDiffusionSettings
 
 __all__ = [
     "DDPMGenerator",
@@ -14,10 +17,14 @@ __all__ = [
     "Generator",
     "GeneratorError",
     "LeakageError",
+    "OpenAIImagesGenerator",
+    "OpenAIImagesSettings",
     "OversampleGenerator",
     "OversampleSettings",
     "PoolError",
     "ProgressCallback",
+    "StableDiffusionGenerator",
+    "StableDiffusionSettings",
     "create_generator",
     "generator_class",
 ]

@@ -50,9 +50,12 @@ class Generator(ABC):
         return self.settings.generator
 
     @classmethod
-    def check_data_shape(cls, settings: GeneratorSettings, *, channels: int, image_size: int) -> None:
-        """Raises GeneratorError when valid settings cannot serve images of this shape; called once per sweep,
-        before Ray starts, because the shape comes from the dataset and not from the configuration."""
+    def check_data_shape(
+        cls, settings: GeneratorSettings, *, channels: int, image_size: int, class_names: Sequence[str] = ()
+    ) -> None:
+        """Raises GeneratorError when valid settings cannot serve this dataset (its image shape, its class names)
+        or cannot run here (a model that cannot be reached); called once per sweep, before Ray starts, because the
+        dataset is not known to the configuration."""
         return None
 
     @property

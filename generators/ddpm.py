@@ -51,7 +51,9 @@ class DDPMGenerator(Generator):
     settings: DDPMSettings
 
     @classmethod
-    def check_data_shape(cls, settings: DDPMSettings, *, channels: int, image_size: int) -> None:
+    def check_data_shape(
+        cls, settings: DDPMSettings, *, channels: int, image_size: int, class_names: Sequence[str] = ()
+    ) -> None:
         levels = len(settings.block_out_channels)
         if image_size % 2 ** (levels - 1) != 0:
             raise GeneratorError(

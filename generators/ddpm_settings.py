@@ -19,6 +19,8 @@ class DDPMSettings(GeneratorSettings):
     per sampled image; bench/generator_fidelity.py). On a GPU, wider models ([64, 128, 256]) and more steps pay off."""
 
     needs_fit: ClassVar[bool] = True
+    fit_summary: ClassVar[tuple[str, ...]] = ("block_out_channels", "training_steps")
+    """What `python -m search.pool list` always shows of a fit (besides the fit settings off their defaults)."""
 
     block_out_channels: tuple[Width, ...] = setting(
         (16, 32, 64), affects="fit", min_length=1,

@@ -11,3 +11,7 @@ class PoolError(GeneratorError):
 
 class LeakageError(PoolError):
     """A request would let validation/test images or images outside a trial's real subset into its training data."""
+
+
+class BudgetError(PoolError):
+    """A request for images from a paid API would take the pool's recorded spend past the sweep's cap."""

@@ -35,6 +35,27 @@ def generator_actor_name(key: PoolKey, replica: int) -> str:
     return f"generator--{key.generator}--{key.settings_hash}--{key.dataset}--{replica}"
 
 
+class FitProgressBar:
+    """A generator's fit progress (Generator.fit's `progress` callback) as Ray's actor-friendly tqdm bar: in an
+    actor it prints its state at most once a second, and the driver (log_to_driver) draws one bar per fit."""
+
+    def __init__(self, description: str) -> None:
+        self._description = description
+        self._bar: Any = None
+
+    def __call__(self, step: int, total: int) -> None:
+        if self._bar is None:
+            from ray.experimental.tqdm_ray import tqdm
+
+            self._bar = tqdm(desc=self._description, total=total, unit="step")
+        self._bar.update(step - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
 def _device_of_this_worker() -> str:
     # Inside an actor given a GPU, Ray sets CUDA_VISIBLE_DEVICES, so "cuda" is that GPU.
     return "cuda" if ray.is_initialized() and ray.get_gpu_ids() else "cpu"
@@ -97,10 +118,18 @@ class GeneratorActor:
         pool = SyntheticPool(pool_root)
         # Leakage is checked before fitting, not after hours of it.
         pool.check_fit_subset(key, fit_info["fit_subset_ids"])
-        if pool.has_generator(key):
+        stored = pool.find_generator(key, self._settings.fit_settings_hash)
+        if stored is not None and stored != key:
+            # Settings that differ only in sampling (img2img strength, guidance) reuse a fit instead of repeating it.
+            pool.share_generator(stored, key, self._settings.model_dump(mode="json"))
+        if stored is not None:
             return self.load(pool_root, key)
         started = time.time()
-        self._generator.fit(np.asarray(images), np.asarray(labels), seed=seed)
+        progress = FitProgressBar(f"fit {key.generator} {key.settings_hash[:6]}")
+        try:
+            self._generator.fit(np.asarray(images), np.asarray(labels), seed=seed, progress=progress)
+        finally:
+            progress.close()
         record = {
             **fit_info,
             "seed": int(seed),
@@ -108,6 +137,7 @@ class GeneratorActor:
             "fit_seconds": time.time() - started,
             "fitted_at": started,
             "device": self._device,
+            "fit_settings_hash": self._settings.fit_settings_hash,
         }
         if not pool.save_generator(key, self._generator, record):
             # Another replica stored its fit first; using that one keeps every replica's images consistent.

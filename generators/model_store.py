@@ -3,11 +3,13 @@ COMPLETE, written last, so a model exists for readers only once all of it does."
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +18,8 @@ import pyarrow.fs
 from generators.errors import PoolError
 from generators.pool_keys import PoolKey, check_ids
 from generators.pool_storage import TEMPORARY_PREFIX, PoolStorage
+
+HEX_DIGITS = re.compile(r"[0-9a-f]+")
 
 if TYPE_CHECKING:
     from generators.base import Generator
@@ -33,6 +37,25 @@ class ModelStore:
     def has(self, key: PoolKey) -> bool:
         return self._storage.exists(f"{self._model_path(key)}/COMPLETE")
 
+    def find(self, key: PoolKey, fit_settings_hash: str) -> PoolKey | None:
+        """The key whose stored model serves `key`: the key itself, or another key of the same generator, dataset
+        and fit subset whose fit had the same fit settings (settings that differ only in how images are sampled,
+        such as Stable Diffusion's strength or a DDPM's guidance, share one fit instead of fitting again)."""
+        if self.has(key):
+            return key
+        # Key folders are <generator>--<settings hash><suffix>, the suffix naming the dataset and the fit subset.
+        prefix, suffix = f"{key.generator}--", key.folder_name.removeprefix(f"{key.generator}--{key.settings_hash}")
+        for folder in self._storage.key_folders():
+            settings_hash = folder.removeprefix(prefix).removesuffix(suffix)
+            if not folder.startswith(prefix) or not folder.endswith(suffix) or not HEX_DIGITS.fullmatch(settings_hash):
+                continue
+            candidate = dataclasses.replace(key, settings_hash=settings_hash)
+            if candidate == key or not self.has(candidate):
+                continue
+            if self.fit_info(candidate).get("fit_settings_hash") == fit_settings_hash:
+                return candidate
+        return None
+
     @staticmethod
     def fit_subset_ids_of(key: PoolKey, fit_info: Mapping[str, Any]) -> list[str]:
         """The ids of the real images a generator was fit on, from a fit record about to be saved."""
@@ -48,6 +71,21 @@ class ModelStore:
         """Stores a fitted generator with its fit record; returns False, storing nothing, when a model for the key
         is already stored (by this or another process)."""
         record = {**fit_info, **key.to_dict(), "fit_subset_ids": sorted(fit_subset_ids), "saved_at": time.time()}
+        return self._store(key, generator.save, record)
+
+    def share(self, source: PoolKey, key: PoolKey, settings: Mapping[str, Any]) -> bool:
+        """Stores the model of `source` as `key`'s too: a copy of its files (an adapter or a small UNet: megabytes)
+        and its fit record, with `key`'s settings and `fit_shared_from` naming the source. For keys whose settings
+        share the fit settings (see `find`); False, storing nothing, when `key` has a model already."""
+        record = {
+            **self.fit_info(source), **key.to_dict(), "settings": dict(settings), "fit_shared_from": source.folder_name,
+            "saved_at": time.time(),
+        }
+        return self._store(key, lambda folder: self._copy_model_files(source, folder), record)
+
+    def _store(self, key: PoolKey, write_files: Callable[[Path], None], record: Mapping[str, Any]) -> bool:
+        """Writes a model's files (write_files(folder)), then fit_info.json, then COMPLETE; atomically on a local
+        pool (a folder renamed into place), last-marker-wins on object stores."""
         try:
             record_bytes = json.dumps(record, indent=1).encode("utf-8")
         except TypeError as error:
@@ -60,7 +98,7 @@ class ModelStore:
         if self._storage.is_local:
             temporary = self._storage.path(key.folder_name, f"{TEMPORARY_PREFIX}model-{uuid.uuid4().hex}")
             filesystem.create_dir(temporary, recursive=True)
-            generator.save(Path(temporary))
+            write_files(Path(temporary))
             with filesystem.open_output_stream(f"{temporary}/fit_info.json") as stream:
                 stream.write(record_bytes)
             with filesystem.open_output_stream(f"{temporary}/COMPLETE") as stream:
@@ -73,13 +111,22 @@ class ModelStore:
                 return False
             return True
         with tempfile.TemporaryDirectory() as local_folder:
-            generator.save(Path(local_folder))
+            write_files(Path(local_folder))
             pyarrow.fs.copy_files(
                 local_folder, model, source_filesystem=pyarrow.fs.LocalFileSystem(), destination_filesystem=filesystem
             )
         self._storage.write(f"{model}/fit_info.json", record_bytes)
         self._storage.write(f"{model}/COMPLETE", b"")
         return True
+
+    def _copy_model_files(self, source: PoolKey, folder: Path) -> None:
+        """The generator's own files of a stored model into a local folder (not its record and marker)."""
+        pyarrow.fs.copy_files(
+            self._model_path(source), str(folder),
+            source_filesystem=self._storage.filesystem, destination_filesystem=pyarrow.fs.LocalFileSystem(),
+        )
+        for name in ("fit_info.json", "COMPLETE"):
+            (folder / name).unlink()
 
     def load(self, key: PoolKey, generator: Generator) -> None:
         """Restores a fitted generator stored by save (the generator must read its files in load())."""

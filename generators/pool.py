@@ -8,6 +8,7 @@ Layout under a root (a local folder, or a URI such as s3://bucket/pool opened wi
   <key folder>/shards/<batch>.npy           uint8 [N, C, H, W] images of one written batch
   <key folder>/manifests/<batch>.json       that batch's key, settings and records; a batch exists once this exists
   <key folder>/model/                       a fitted generator's files, fit_info.json, and COMPLETE written last
+  api_spend.json                            image API spend per key and the cap (generators.api_spend)
 Local writes go to a `.tmp-` name and are renamed; object stores write whole objects, so a reader never sees
 half a file. Names starting with `.tmp-` and shards without a manifest are ignored and removed by clean_orphans().
 """
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from generators.api_spend import SpendLedger
 from generators.dataset_registry import DatasetRegistry
 from generators.errors import LeakageError, PoolError
 from generators.image_shards import ShardReader
@@ -66,6 +68,8 @@ class SyntheticPool:
         self._leakage = LeakageRules(self._datasets, self._models)
         self._index = ManifestIndex(self._storage)
         self._shards = ShardReader(self._storage, shard_cache_bytes)
+        self.spend = SpendLedger(self._storage)
+        """What the pool has spent on image APIs, and the cap on it."""
 
     @classmethod
     def open_existing(cls, root: str) -> SyntheticPool:
@@ -102,6 +106,14 @@ class SyntheticPool:
 
     def has_generator(self, key: PoolKey) -> bool:
         return self._models.has(key)
+
+    def find_generator(self, key: PoolKey, fit_settings_hash: str) -> PoolKey | None:
+        """The key whose stored fit serves `key` (itself, or one with the same fit settings); None: fit it."""
+        return self._models.find(key, fit_settings_hash)
+
+    def share_generator(self, source: PoolKey, key: PoolKey, settings: Mapping[str, Any]) -> bool:
+        """Stores the fit of `source` for `key` too (same generator, dataset, fit subset and fit settings)."""
+        return self._models.share(source, key, settings)
 
     def save_generator(self, key: PoolKey, generator: Generator, fit_info: Mapping[str, Any]) -> bool:
         """Stores a fitted generator and its fit record (JSON: dataset, fit subset identity and ids, seed,

@@ -12,14 +12,17 @@ from typing import Any
 import numpy as np
 import ray
 
-from generators.errors import PoolError
+from generators.api_settings import ImageApiSettings
+from generators.api_spend import Reservation
+from generators.errors import GeneratorError, PoolError
 from generators.generator_actor import POOL_NAMESPACE, find_generator_actors, generator_actor_name
 from generators.pool import PoolKey, SyntheticPool, open_pool_root
 from generators.pool_keys import SlotKey, check_class_index, check_count, derive_seed, examples
+from spaces import GENERATORS
 
 # Requests mostly wait on locks and generator actors; many may be in flight at once.
 POOL_ACTOR_CONCURRENCY = 256
-# Images per generate call sent to one replica.
+# Images per generate call sent to one replica; image API generators get one API call per generate call instead.
 GENERATION_BATCH_SIZE = 32
 # Bounds on waits for a generator actor: describing itself is instant once it runs (its start may import torch
 # and diffusers), and one batch of generation is seconds to minutes on a CPU.
@@ -40,6 +43,12 @@ class _Generators:
     actors: tuple[ray.actor.ActorHandle, ...]
     image_to_image: bool
     settings: dict[str, Any]
+    # Set for a generator that pays an image API per image: it is asked one API call at a time.
+    api: ImageApiSettings | None = None
+
+    @property
+    def parallel_batches(self) -> int:
+        return len(self.actors) * (self.api.concurrent_calls if self.api is not None else 1)
 
 
 class SyntheticPoolActor:
@@ -65,7 +74,13 @@ class SyntheticPoolActor:
                 "(search.synthetic_setup.prepare_generators)"
             )
         description = await asyncio.wait_for(actors[0].describe.remote(), GENERATOR_DESCRIBE_TIMEOUT_S)
-        return _Generators(tuple(actors), description["image_to_image"], description["settings"])
+        model = GENERATORS.entry(description["generator"]).settings
+        api = model.model_validate(description["settings"]) if issubclass(model, ImageApiSettings) else None
+        return _Generators(tuple(actors), description["image_to_image"], description["settings"], api)
+
+    async def set_api_spend_cap(self, cap_usd: float) -> None:
+        """The most the pool may have spent on image APIs in total (the sweep's --max-api-spend-usd)."""
+        await asyncio.to_thread(self._pool.spend.set_cap, cap_usd)
 
     async def request(
         self,
@@ -121,24 +136,58 @@ class SyntheticPoolActor:
         generators = await self._generators_of(key)
         if generators.image_to_image:
             self._check_sources(key, missing, sources or {})
-        batches = [missing[start : start + GENERATION_BATCH_SIZE] for start in range(0, len(missing), GENERATION_BATCH_SIZE)]
-        launched = []
-        for batch_number, batch in enumerate(batches):
-            replica = generators.actors[batch_number % len(generators.actors)]
-            seeds = [derive_seed(key, class_index, source_id, slot) for source_id, slot in batch]
-            batch_sources = np.stack([sources[source_id] for source_id, _ in batch]) if generators.image_to_image else None
-            reference = replica.generate.remote(class_index, seeds, batch_sources, key=key, pool_root=self._pool.root)
-            launched.append((batch, seeds, reference))
-        first_error: BaseException | None = None
-        for batch, seeds, reference in launched:
-            try:
-                images = await asyncio.wait_for(reference, GENERATION_BATCH_TIMEOUT_S)
-                await asyncio.to_thread(self._pool.add, key, class_index, batch, seeds, images, settings=generators.settings)
-            except Exception as error:  # noqa: BLE001 - the batches that did succeed are still stored
-                first_error = first_error or error
-                continue
-        if first_error is not None:
-            raise first_error
+        reservation = None
+        if generators.api is not None:
+            # The whole request is held against the cap before anything is sent: a trial the budget cannot pay for
+            # in full spends nothing.
+            reservation = self._pool.spend.reserve(key, class_index, len(missing), generators.api.price_per_image)
+        batches = _batches(missing, generators.api)
+        outcomes = []
+        try:
+            launched = []
+            for batch_number, batch in enumerate(batches):
+                replica = generators.actors[batch_number % len(generators.actors)]
+                seeds = [derive_seed(key, class_index, source_id, slot) for source_id, slot in batch]
+                batch_sources = np.stack([sources[source_id] for source_id, _ in batch]) if generators.image_to_image else None
+                reference = replica.generate.remote(class_index, seeds, batch_sources, key=key, pool_root=self._pool.root)
+                # Replicas work through their batches in turn, so a later batch's wait starts with its turn.
+                turn = batch_number // generators.parallel_batches + 1
+                launched.append(self._store(key, class_index, batch, seeds, reference, turn, generators, reservation))
+            # Each batch is stored as soon as it arrives, whatever the others do: the batches that succeed are kept.
+            outcomes = await asyncio.gather(*launched, return_exceptions=True)
+        finally:
+            if reservation is not None:
+                self._pool.spend.release(reservation)
+        errors = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        if errors:
+            raise errors[0]
+
+    async def _store(
+        self,
+        key: PoolKey,
+        class_index: int,
+        batch: list[SlotKey],
+        seeds: list[int],
+        reference: ray.ObjectRef,
+        turn: int,
+        generators: _Generators,
+        reservation: Reservation | None,
+    ) -> None:
+        try:
+            images = await asyncio.wait_for(reference, GENERATION_BATCH_TIMEOUT_S * turn)
+        except Exception as error:
+            cause = getattr(error, "cause", None) or error
+            sources = sorted({source_id for source_id, _ in batch if source_id is not None})
+            if isinstance(cause, GeneratorError) and sources:
+                raise GeneratorError(
+                    f"{key.generator} could not make images of class {class_index} from source image "
+                    f"{examples(sources)}: {cause}"
+                ) from None
+            raise
+        if reservation is not None:
+            # Recorded before it is stored: a stored image is always counted, even if the write below fails.
+            await asyncio.to_thread(self._pool.spend.record, reservation, len(batch))
+        await asyncio.to_thread(self._pool.add, key, class_index, batch, seeds, images, settings=generators.settings)
 
     def _check_sources(self, key: PoolKey, missing: list[SlotKey], sources: Mapping[str, np.ndarray]) -> None:
         needed = {source_id for source_id, _ in missing}
@@ -161,6 +210,19 @@ class SyntheticPoolActor:
     async def refresh(self) -> None:
         await asyncio.to_thread(self._pool.refresh)
 
+
+def _batches(missing: list[SlotKey], api: ImageApiSettings | None) -> list[list[SlotKey]]:
+    """Generate calls: GENERATION_BATCH_SIZE slots each; for an image API, one call's slots of one source each,
+    so every paid image is stored when its call returns and a failed call loses nothing else."""
+    if api is None:
+        return [missing[start : start + GENERATION_BATCH_SIZE] for start in range(0, len(missing), GENERATION_BATCH_SIZE)]
+    by_source: dict[str | None, list[tuple[int, SlotKey]]] = {}
+    for position, slot in enumerate(missing):
+        by_source.setdefault(slot[0], []).append((position, slot))
+    per_call = api.images_per_call
+    calls = [slots[start : start + per_call] for slots in by_source.values() for start in range(0, len(slots), per_call)]
+    # In canonical order of their first slot, so an interrupted request has made a prefix of it where it can.
+    return [[slot for _, slot in call] for call in sorted(calls, key=lambda call: call[0][0])]
 
 
 def get_synthetic_pool(root: str) -> ray.actor.ActorHandle:

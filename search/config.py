@@ -92,6 +92,14 @@ class SweepConfig(StrictModel):
         "trials only read the pool; off: trials make missing images when they ask",
     )
     generator_resources: GeneratorResourceSettings = Field(default_factory=GeneratorResourceSettings)
+    allow_image_upload: bool = Field(
+        False, description="let image API generators (openai_images) send the trials' real training images to their "
+        "host; without it a space that can draw one is refused before Ray starts",
+    )
+    max_api_spend_usd: float = Field(
+        5.0, ge=0, description="the most the pool may have spent on image APIs in total (USD, across sweeps); a "
+        "request that would pass it fails and spends nothing",
+    )
     wandb: WandbSettings = Field(default_factory=WandbSettings)
     ray_address: str | None = Field(
         None, description="connect to this Ray cluster ('auto' on a cluster head); default: start a local one"

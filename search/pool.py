@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -17,19 +18,65 @@ import pandas as pd  # noqa: E402
 
 from generators.errors import GeneratorError  # noqa: E402
 from generators.pool import PoolError, PoolKey, SyntheticPool  # noqa: E402
+from spaces import GENERATORS  # noqa: E402
 
 DEFAULT_POOL = "./ray_results/synthetic_pool"
 
 
+def fit_description(pool: SyntheticPool, key: PoolKey) -> str:
+    """What a stored fit was, from its fit record: the settings that shaped it (those a settings model names in
+    `fit_summary`, and every other fit setting off its default), the seed and the seconds it took."""
+    if key.fit_subset is None or not pool.has_generator(key):
+        return ""
+    record = pool.generator_info(key)
+    values = record.get("settings", {})
+    shown: dict[str, Any] = {}
+    try:
+        model = GENERATORS.entry(key.generator).settings
+        defaults = model().model_dump(mode="json")
+    except ValueError:  # a generator this process does not know: its whole record
+        shown = dict(values)
+    else:
+        always = getattr(model, "fit_summary", ())
+        for name, field in model.model_fields.items():
+            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+            if name in values and extra.get("affects") == "fit" and (name in always or values[name] != defaults.get(name)):
+                shown[name] = values[name]
+    parts = [f"{name}={value}" for name, value in shown.items()]
+    parts += [f"seed={record['seed']}"] if "seed" in record else []
+    parts += [f"fit_s={float(record['fit_seconds']):.0f}"] if "fit_seconds" in record else []
+    return " ".join(parts)
+
+
 def pool_table(pool: SyntheticPool) -> pd.DataFrame:
-    """Per generator, settings and class: image count, the subset it was fit on and when images were made."""
+    """Per generator, settings and class: image count, the subset it was fit on, what the fit was (fit) and when
+    images were made."""
     rows = pool.summary()
     if not rows:
         return pd.DataFrame()
+    fits: dict[PoolKey, str] = {}
+    for row in rows:
+        key = PoolKey.from_dict(row)
+        row["fit"] = fits[key] if key in fits else fits.setdefault(key, fit_description(pool, key))
     table = pd.DataFrame(rows)
     for column in ("first_created_at", "last_created_at"):
         table[column] = [time.strftime("%Y-%m-%d %H:%M", time.localtime(value)) for value in table[column]]
     return table
+
+
+def spend_lines(pool: SyntheticPool) -> list[str]:
+    """What the pool has spent on image APIs, per generator and settings, and the cap the last sweep set."""
+    cap, rows = pool.spend.summary()
+    if not rows:
+        return []
+    table = pd.DataFrame(rows)[["generator", "settings_hash", "dataset", "images", "calls", "usd"]]
+    total = float(table["usd"].sum())
+    cap_text = f"{cap:.2f} USD (the last sweep's --max-api-spend-usd)" if cap is not None else "not set"
+    return [
+        "",
+        f"image API spend: {total:.4f} USD in total; cap {cap_text}",
+        table.to_string(index=False, float_format=lambda usd: f"{usd:.4f}"),
+    ]
 
 
 def sample_grid(pool: SyntheticPool, path: Path, per_class: int, generator: str | None = None) -> Path:
@@ -59,7 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m search.pool", description=__doc__)
     parser.add_argument("--pool", default=DEFAULT_POOL, help=f"pool folder or URI (default: {DEFAULT_POOL})")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("list", help="counts per generator, settings and class, with fit subset and creation times")
+    commands.add_parser(
+        "list", help="counts per generator, settings and class, with fit subset and creation times; image API spend"
+    )
     grid = commands.add_parser("grid", help="write a PNG grid of samples per class")
     grid.add_argument("--output", default="pool_samples.png")
     grid.add_argument("--per-class", type=int, default=8)
@@ -77,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if arguments.command == "list":
             table = pool_table(pool)
             print(table.to_string(index=False) if not table.empty else f"the pool at {arguments.pool} is empty")
+            for line in spend_lines(pool):
+                print(line)
         elif arguments.command == "grid":
             print(sample_grid(pool, Path(arguments.output), arguments.per_class, arguments.generator))
         else:

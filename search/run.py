@@ -24,10 +24,11 @@ from search.searchers import SEARCHERS, SearchGoal, SearchPlan
 from search.sweep_record import SweepRecord, new_record
 from search.sweep_report import analyse_sweep, printable_effects, report_images, write_html_report
 from search.synthetic_demand import GeneratorDemand, generator_demands, generator_uses, smallest_fractions
+from search.synthetic_filter_setup import attach_label_filters, space_uses_label_filter
 from search.synthetic_setup import pool_root_of, prepare_generators
 from search.trainable import search_trial
 from search.twins import histories_of, run_twins, twin_points, twin_space
-from search.validation import check_generators, check_metric, check_space, max_epochs
+from search.validation import check_generators, check_image_upload, check_metric, check_space, max_epochs
 from search.wandb_logging import create_wandb_callback, write_wandb_runs
 from spaces import ConfigError, SearchSpace, list_presets
 from trainables.datasets import DatasetSplits, describe_sources, load_dataset
@@ -99,6 +100,8 @@ def prepare(argv: Sequence[str] | None) -> PreparedSweep:
         demands = generator_demands(space, search_data)
     else:
         demands = [GeneratorDemand(settings, np.zeros(search_data.num_classes, np.int64)) for settings in uses]
+    # Every generator that will be prepared counts, however it was found.
+    check_image_upload(sweep, [*uses, *(demand.settings for demand in demands)], search_data, f"space {space.name!r}")
     if sweep.resume and not sweep.name:
         raise ConfigError("resume", True, "resuming needs --name of the interrupted sweep")
     goal = SearchGoal(metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples, seed=sweep.seed)
@@ -123,15 +126,19 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
     # Only train and validation go to the object store, once; trials get a reference, never a copy on disk.
     search_data = dataset.for_search()
     generators = None
+    synthetic_source = None
     if prepared.generator_demands:
         started = time.monotonic()
         generators = prepare_generators(
             prepared.generator_demands, prepared.fit_fractions, search_data, sweep, pool_root_of(sweep, root)
         )
+        synthetic_source = generators.source
+        if space_uses_label_filter(space):
+            seeds = [sweep.seed + repeat for repeat in range(sweep.repeats)]
+            synthetic_source = attach_label_filters(synthetic_source, search_data, seeds)
         record.seconds["generators"] = time.monotonic() - started
     settings = TrialSettings(
-        repeats=sweep.repeats, seed=sweep.seed, device=sweep.device,
-        synthetic_source=generators.source if generators is not None else None,
+        repeats=sweep.repeats, seed=sweep.seed, device=sweep.device, synthetic_source=synthetic_source,
         metric=sweep.metric, mode=sweep.mode, checkpoint_every_epoch=sweep.scheduler == "pbt",
     )
 
@@ -283,7 +290,8 @@ MINIMUM_TWIN_BUDGET_S = 5.0
 
 
 def stop_after_planned_epochs(trial_id: str, result: dict) -> bool:
-    return result.get("epoch", 0) >= result.get("epochs_planned", float("inf"))
+    # An early-stopped trial (training.early_stopping_patience) has ended too: no scheduler may perturb it.
+    return result.get("epoch", 0) >= result.get("epochs_planned", float("inf")) or bool(result.get("stopped_early"))
 
 
 # Every error a user can cause with their input or their files: one clean line and exit code 2.

@@ -29,6 +29,12 @@ def _is_generator_key(key: str) -> bool:
     return key == "synthetic.generator" or key.startswith("synthetic.settings.")
 
 
+def _decides_generator_use(key: str) -> bool:
+    # Which generator a trial draws, and whether it draws any: a space whose proportions are searched per class
+    # (kwon2024) has no synthetic images at its default proportion.
+    return _is_generator_key(key) or key == "synthetic.proportion" or key.startswith("synthetic.proportion.")
+
+
 def _keys_and_conditions(space: SearchSpace, chosen: Callable[[str], bool]) -> list[str]:
     """The chosen parameters and every parameter their conditions hang on."""
     keys = [key for key in space.parameters if chosen(key)]
@@ -77,7 +83,7 @@ class GeneratorDemand:
 def generator_uses(space: SearchSpace) -> list[GeneratorSettings]:
     """Every generator, with its settings, that a trial with synthetic images can draw from the space."""
     uses = {}
-    for trial in synthetic_trials(space, _is_generator_key):
+    for trial in synthetic_trials(space, _decides_generator_use):
         uses.setdefault((trial.synthetic.generator, trial.synthetic.settings.settings_hash), trial.synthetic.settings)
     return list(uses.values())
 

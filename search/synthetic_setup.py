@@ -10,6 +10,7 @@ import numpy as np
 import ray
 from tqdm import tqdm
 
+from generators.api_settings import ImageApiSettings
 from generators.generator_actor import create_generator_actors, prepare_generator_actors
 from generators.pool import PoolKey
 from generators.pool_actor import GENERATION_BATCH_SIZE, GENERATION_BATCH_TIMEOUT_S, get_synthetic_pool
@@ -51,12 +52,18 @@ def prepare_generators(
         pool.register_dataset.remote(pool_dataset_name(data), train_ids, data.train.images.shape[1:]),
         timeout=ACTOR_CALL_TIMEOUT_S,
     )
+    if any(isinstance(demand.settings, ImageApiSettings) for demand in demands):
+        ray.get(pool.set_api_spend_cap.remote(sweep.max_api_spend_usd), timeout=ACTOR_CALL_TIMEOUT_S)
     seeds = [sweep.seed + repeat for repeat in range(sweep.repeats)]
     actors: list[ray.actor.ActorHandle] = []
     for demand in demands:
         settings = demand.settings
+        options = sweep.generator_resources.ray_options()
+        if isinstance(settings, ImageApiSettings):
+            # Its calls wait on the network: one replica runs this many generate calls (one API call each) at once.
+            options["max_concurrency"] = settings.concurrent_calls
         replicas = create_generator_actors(
-            sweep.generator_replicas, sweep.generator_resources.ray_options(), source.pool_key(settings, data, seeds[0]),
+            sweep.generator_replicas, options, source.pool_key(settings, data, seeds[0]),
             settings, num_classes=data.num_classes, channels=data.channels, image_size=data.image_size,
             class_names=data.class_names,
         )

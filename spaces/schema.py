@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, SerializeAsAny, ValidationError, ValidationInfo, field_validator, model_validator
 
 from spaces.components import (
     AUGMENTATION_POLICIES,
@@ -19,6 +19,10 @@ from spaces.errors import ConfigError
 
 OptimizerName = Literal["adam", "adamw", "sgd"]
 ImbalanceStrategy = Literal["none", "class_weighted_loss", "balanced_sampler"]
+# full: every weight trains. frozen: only the head trains (Berdjouh's frozen ResNet-50). lora: peft LoRA adapters on
+# the backbone plus the head train.
+FineTuneMode = Literal["full", "frozen", "lora"]
+LearningRateSchedule = Literal["constant", "cosine"]
 
 
 class ModelConfig(StrictModel):
@@ -26,6 +30,33 @@ class ModelConfig(StrictModel):
     pretrained: bool = False
     pretrained_path: str | None = None
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    finetune: FineTuneMode = "full"
+    # Widths of Linear+ReLU+Dropout layers between the backbone's pooled features and the classifier (Kakkar's
+    # multi-layer head); [] keeps timm's own head.
+    head_hidden_layers: list[int] = Field(default_factory=list, max_length=16)
+    # LoRA adapters (finetune lora only): rank and alpha (scale alpha / rank; alpha defaults to the rank).
+    lora_rank: int = Field(8, ge=1, le=1024)
+    lora_alpha: float | None = Field(None, gt=0.0, le=100_000.0)
+
+    @field_validator("head_hidden_layers")
+    @classmethod
+    def _widths_in_range(cls, widths: list[int]) -> list[int]:
+        for width in widths:
+            if not 1 <= width <= 65_536:
+                raise ValueError(f"head layer widths must be in [1, 65536], got {width!r}")
+        return widths
+
+    @model_validator(mode="after")
+    def _pretrained_for_partial_fine_tuning(self) -> ModelConfig:
+        # Training only the head (or low-rank adapters) on random backbone weights measures random features, not
+        # transfer: almost always a forgotten `pretrained`, found here rather than after a sweep of poor trials.
+        if self.finetune != "full" and not (self.pretrained or self.pretrained_path is not None):
+            raise ConfigError(
+                "model.finetune", self.finetune,
+                "frozen and lora keep the backbone's weights, so they need pretrained ones: set model.pretrained true "
+                "or model.pretrained_path, or use finetune 'full'",
+            )
+        return self
 
 
 class OptimizerConfig(StrictModel):
@@ -33,6 +64,10 @@ class OptimizerConfig(StrictModel):
     lr: float = Field(1e-3, gt=0.0, le=10.0)
     weight_decay: float = Field(0.0, ge=0.0, le=1.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    # Learning rate per epoch: `lr` throughout, or cosine decay to zero over the epochs after the warmup; both
+    # rise linearly over `warmup_epochs` first (see trainables.training.learning_rate_factor).
+    schedule: LearningRateSchedule = "constant"
+    warmup_epochs: int = Field(0, ge=0, le=10_000)
 
 
 class TrainingConfig(StrictModel):
@@ -40,6 +75,8 @@ class TrainingConfig(StrictModel):
     batch_size: int = Field(64, ge=2, le=65_536)
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     imbalance: ImbalanceStrategy = "none"
+    # Stop a trial once the searched metric has not improved for this many epochs; None or 0: train every epoch.
+    early_stopping_patience: int | None = Field(None, ge=0, le=10_000)
 
 
 class SyntheticConfig(StrictModel):
@@ -54,6 +91,11 @@ class SyntheticConfig(StrictModel):
     generator: str = "ddpm"
     # The generator's own settings model, chosen by `generator` (SerializeAsAny: dumped with its own fields).
     settings: SerializeAsAny[GeneratorSettings] = Field(default_factory=dict, validate_default=True)
+    # label_fidelity: drop the drawn synthetic images to which a classifier fit on the generator's fit subset gives
+    # less than `filter_threshold` probability of their own label (Kakkar's manual filtering, automated; see
+    # trainables/synthetic_filter.py). The trial draws its n images first, then drops: it may train on fewer.
+    filter: Literal["none", "label_fidelity"] = "none"
+    filter_threshold: float = Field(0.5, ge=0.0, le=1.0)
 
     @field_validator("generator")
     @classmethod
@@ -106,6 +148,15 @@ class TrialConfig(StrictModel):
                 where = f" for class {class_key!r}" if class_key else ""
                 raise ValueError(f"real fraction{where} must be in (0, 1], got {fraction!r}")
         return value
+
+    @model_validator(mode="after")
+    def _warmup_shorter_than_training(self) -> TrialConfig:
+        if self.optimizer.warmup_epochs and self.optimizer.warmup_epochs >= self.training.epochs:
+            raise ConfigError(
+                "optimizer.warmup_epochs", self.optimizer.warmup_epochs,
+                f"it must be fewer than training.epochs ({self.training.epochs}), so some epochs train at the full rate",
+            )
+        return self
 
     @field_validator("augmentation", mode="before")
     @classmethod

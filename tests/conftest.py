@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+# Tests never read or fill the user's Hugging Face cache, and never wait on the hub: set before anything imports
+# huggingface_hub, which reads these once. Tests that need a cached model write it there (tests/hub_cache.py).
+_HUB_CACHE = tempfile.mkdtemp(prefix="synthaug-tests-hub-")
+atexit.register(shutil.rmtree, _HUB_CACHE, ignore_errors=True)
+os.environ["HF_HUB_CACHE"] = _HUB_CACHE
+os.environ["HF_HUB_OFFLINE"] = "1"
+
 # Components register themselves when their package is imported; configurations name them.
-import generators  # noqa: F401
+import generators  # noqa: E402, F401
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -24,6 +34,35 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real MedMNIST files not present at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_stable_diffusion(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny random-weight Stable Diffusion folder (save_pretrained layout) for the whole session."""
+    from generators.tiny_stable_diffusion import build_tiny_stable_diffusion
+
+    return build_tiny_stable_diffusion(tmp_path_factory.mktemp("models") / "tiny-sd")
+
+
+@pytest.fixture(scope="session")
+def preset_models(tiny_stable_diffusion: Path) -> None:
+    """What the presets name from the hub, cached as after a user's first download: the tiny Stable Diffusion
+    under each Stable Diffusion hub id, random weights under each pretrained backbone's timm hub id."""
+    from hub_cache import cache_model_folder, cache_timm_weights
+
+    from spaces import list_presets, load_space
+
+    backbones, diffusion_models = set(), set()
+    for name in list_presets():
+        for trial in load_space(name).validate_samples(name):
+            if trial.model.pretrained and trial.model.pretrained_path is None:
+                backbones.add(trial.model.backbone)
+            if trial.synthetic.generator == "stable_diffusion" and not Path(trial.synthetic.settings.model).exists():
+                diffusion_models.add(trial.synthetic.settings.model)
+    for backbone in sorted(backbones):
+        cache_timm_weights(backbone)
+    for model in sorted(diffusion_models):
+        cache_model_folder(model, tiny_stable_diffusion)
 
 
 @pytest.fixture(scope="session")

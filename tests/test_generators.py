@@ -78,7 +78,7 @@ def test_registry_lists_the_built_in_generators() -> None:
 def test_unknown_generator_names_the_field_and_the_registered_ones() -> None:
     with pytest.raises(
         ConfigError,
-        match=r"synthetic.generator: 'dpm' is not allowed; unknown generator; registered: ddpm, oversample; did you mean 'ddpm'",
+        match=r"synthetic.generator: 'dpm' is not allowed; unknown generator; registered: ddpm,.*oversample; did you mean 'ddpm'",
     ):
         _validated({"generator": "dpm"})
 
@@ -334,3 +334,36 @@ def test_oversample_leaves_the_global_rng_and_the_sources_alone() -> None:
 def test_oversample_without_operations_returns_the_sources() -> None:
     sources = _sources(4)
     np.testing.assert_array_equal(_oversample(rotation_probability=0.0).generate(2, [1, 2, 3, 4], sources), sources)
+
+
+def test_settings_that_differ_only_in_sampling_share_one_fit_in_the_pool(tmp_path: Path) -> None:
+    from generators.generator_actor import GeneratorActor
+    from generators.pool import PoolKey, SyntheticPool
+
+    images, labels = _two_class_images()
+    ids = [f"train-{index}" for index in range(len(images))]
+    root = str(tmp_path / "pool")
+    SyntheticPool(root).register_dataset("tiny", ids, image_shape=images.shape[1:])
+    fit_info = {"fit_subset_ids": ids, "dataset": "tiny"}
+
+    def fit_or_load(guidance_scale: float, training_steps: int = 20) -> tuple[PoolKey, dict, GeneratorActor]:
+        changes = {"guidance_scale": guidance_scale, "training_steps": training_steps}
+        settings = generator_settings("ddpm", **TINY_DDPM_SETTINGS | changes)
+        key = PoolKey(generator="ddpm", settings_hash=settings.settings_hash, dataset="tiny", fit_subset="all")
+        actor = GeneratorActor(settings, num_classes=2, channels=1, image_size=TINY_SIZE, device="cpu")
+        return key, actor.fit_or_load(root, key, images, labels, fit_info, 0), actor
+
+    first_key, first, first_actor = fit_or_load(5.0)
+    second_key, second, second_actor = fit_or_load(1.0)
+    assert (first["action"], second["action"]) == ("fitted", "loaded")
+    assert second["fit_shared_from"] == first_key.folder_name and second["settings"]["guidance_scale"] == 1.0
+    assert second["fit_seconds"] == first["fit_seconds"]
+    # The same fitted weights sample differently under the other guidance, as a fit of their own would not.
+    assert not np.array_equal(
+        first_actor.generate(1, [3], key=first_key, pool_root=root), second_actor.generate(1, [3], key=second_key, pool_root=root)
+    )
+    # A key with its own copy stays whole when the one it came from is removed.
+    assert SyntheticPool(root).remove("ddpm", first_key.settings_hash) == 0
+    assert fit_or_load(1.0)[1]["action"] == "loaded"
+    # Other fit settings are another fit.
+    assert fit_or_load(5.0, training_steps=21)[1]["action"] == "fitted"

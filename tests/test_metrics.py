@@ -58,6 +58,12 @@ def test_flat_dict_has_every_metric_and_a_recall_and_f1_per_sanitised_class_name
     assert all(type(value) is float for value in metrics.values())
 
 
+def test_the_minority_class_is_also_reported_under_a_name_any_dataset_has() -> None:
+    metrics = compute_metrics(LOGITS, LABELS, num_classes=3, ordinal=False, class_names=CLASS_NAMES, loss=0.0, minority_class=1)
+    assert (metrics["recall_minority"], metrics["f1_minority"]) == (metrics["recall_very_mild"], metrics["f1_very_mild"])
+    assert "f1_minority" not in metrics_of()
+
+
 def test_two_classes_use_two_logits() -> None:
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.5, 0.0]])
     labels = torch.tensor([0, 1, 1, 0])

@@ -9,6 +9,7 @@ import ray
 import yaml
 
 from search.run import main
+from spaces import list_presets
 
 SPACE = {"fixed": {"training.epochs": 1}, "parameters": {"model.backbone": {"choice": ["basic_cnn"]}}}
 
@@ -72,10 +73,11 @@ def test_help_documents_sources_presets_and_outputs(capsys: pytest.CaptureFixtur
         assert fragment in help_text, fragment
 
 
-@pytest.mark.parametrize("preset", ["quick", "kwon2024", "full"])
-def test_every_preset_passes_the_checks_before_ray(preset: str) -> None:
+@pytest.mark.parametrize("preset", list_presets())
+def test_every_preset_passes_the_checks_before_ray(preset: str, preset_models: None) -> None:
     from search.run import prepare
 
+    # The models a preset names from the hub are in the (test's) Hugging Face cache, as after a first download.
     prepared = prepare(["--space", preset, "--phantom-count", "200"])
     assert prepared.space.name == preset
     assert prepared.search_plan.num_samples >= 1

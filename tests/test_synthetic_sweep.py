@@ -96,3 +96,30 @@ def test_synthetic_images_are_generated_once_for_the_largest_demand(tmp_path: Pa
     assert pool.summary() == before
     second = pd.read_csv(tmp_path / "results" / "second" / "leaderboard.csv")
     assert sorted(second["val_loss"].round(6)) == sorted(leaderboard["val_loss"].round(6))
+
+
+def test_the_label_filter_is_fit_before_trials_and_drops_from_what_a_trial_drew(tmp_path: Path, ray_cluster: None) -> None:
+    space = tmp_path / "filter_space.yaml"
+    space.write_text(yaml.safe_dump({
+        "fixed": {
+            "training.epochs": 1, "training.batch_size": 32, "model.backbone": "basic_cnn", "real_fraction": 0.5,
+            "synthetic.proportion": 1.0, "synthetic.generator": "oversample",
+            "synthetic.settings.rotation_probability": 1.0, "synthetic.filter_threshold": 0.99,
+        },
+        "parameters": {"synthetic.filter": {"choice": ["none", "label_fidelity"]}},
+    }))
+    assert main([
+        "--space", str(space), "--data", "phantom", "--phantom-count", "300", "--image-size", "16",
+        "--searcher", "grid", "--scheduler", "none", "--storage", str(tmp_path / "results"), "--name", "filtered",
+        "--wandb-mode", "disabled", "--no-final-test",
+    ]) == 0
+    leaderboard = pd.read_csv(tmp_path / "results" / "filtered" / "leaderboard.csv").set_index("synthetic.filter")
+    assert set(leaderboard["status"]) == {"ok"}
+    for name in CLASSES:
+        # Every trial drew proportion x its real count; the filter's trial trained on what it kept.
+        drawn = leaderboard[f"synthetic_count_{name}"] + leaderboard[f"synthetic_filtered_{name}"]
+        assert (drawn == leaderboard[f"real_count_{name}"]).all(), name
+    assert leaderboard.loc["none", "synthetic_filtered"] == 0
+    # A classifier of a few epochs is far from 99% sure of every rotated copy.
+    assert leaderboard.loc["label_fidelity", "synthetic_filtered"] > 0
+    assert leaderboard.loc["label_fidelity", "synthetic_images"] < leaderboard.loc["none", "synthetic_images"]

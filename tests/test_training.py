@@ -94,7 +94,7 @@ def test_evaluate_reports_every_metric_and_restores_nothing() -> None:
     metrics = evaluate(
         model, images, labels, normalization=NORMALIZATION, device=CPU, num_classes=2, ordinal=False, class_names=CLASS_NAMES
     )
-    assert set(metrics) == {*METRIC_NAMES, "recall_dark", "recall_bright"}
+    assert set(metrics) == {*METRIC_NAMES, "recall_dark", "recall_bright", "f1_dark", "f1_bright"}
     assert not model.training  # putting it back in train mode is the caller's business
 
 

@@ -69,10 +69,15 @@ class BasicCNN(nn.Module):
             nn.ReLU(inplace=True),
             nn.Dropout(drop_rate),
         )
+        self.num_features = hidden[1]
         self.classifier = nn.Linear(hidden[1], num_classes)
 
     def get_classifier(self) -> nn.Module:
         return self.classifier
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """timm's convention: a new classifier for `num_classes`, or none (the model returns its features) for 0."""
+        self.classifier = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.hidden(self.features(images)))
@@ -154,6 +159,11 @@ def check_backbone(
         name, num_classes=num_classes, in_channels=in_channels, image_size=image_size,
         pretrained=pretrained, pretrained_path=pretrained_path,
     )
+    check_forward(model, name, in_channels=in_channels, image_size=image_size)
+
+
+def check_forward(model: nn.Module, name: str, *, in_channels: int, image_size: int) -> None:
+    """Two blank images through the model in eval mode; a size it cannot take is a BackboneError naming `name`."""
     try:
         with torch.no_grad():
             model.eval()(torch.zeros(2, in_channels, image_size, image_size))

@@ -26,6 +26,7 @@ def evaluate_checkpoint(
         metrics = evaluate(
             model, image_tensor, label_tensor, normalization=normalization, device=target,
             num_classes=data.num_classes, ordinal=data.ordinal, class_names=data.class_names,
+            minority_class=data.minority_class,
         )
         per_repeat.append(metrics)
     return aggregate_over_repeats(per_repeat)

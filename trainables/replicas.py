@@ -12,11 +12,19 @@ import torch
 from torch import nn
 
 from spaces import TrialConfig
-from trainables.backbones import create_backbone, input_normalization
+from trainables.backbones import input_normalization
 from trainables.datasets import ImageSet, SearchData
+from trainables.fine_tuning import create_classifier, trainable_parameters
 from trainables.real_subset import real_subset_indices
 from trainables.synthetic import SyntheticDraw, SyntheticSource, fetch_synthetic_images, mix_real_and_synthetic
-from trainables.training import class_weights, create_loss, create_optimizer, mixed_precision_dtype
+from trainables.training import (
+    LearningRateFactor,
+    class_weights,
+    create_loss,
+    create_lr_scheduler,
+    create_optimizer,
+    mixed_precision_dtype,
+)
 
 CHECKPOINT_FILE = "replicas.pt"
 
@@ -33,6 +41,8 @@ class Replica:
     synthetic_draws: tuple[SyntheticDraw, ...]  # which pool images the synthetic samples are
     model: nn.Module
     optimizer: torch.optim.Optimizer
+    # Stepped after every epoch; rebuilt rather than saved (see create_lr_scheduler).
+    scheduler: torch.optim.lr_scheduler.LambdaLR
     loss_function: nn.Module
     grad_scaler: torch.amp.GradScaler | None
 
@@ -46,12 +56,14 @@ class Replica:
             "grad_scaler": self.grad_scaler.state_dict() if self.grad_scaler is not None else None,
         }
 
-    def load_state(self, state: dict[str, Any], learning_rate: float) -> None:
+    def load_state(self, state: dict[str, Any], learning_rate: float, epochs_done: int) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        # A restored optimizer brings back its old learning rate; PBT may have just mutated it.
-        for group in self.optimizer.param_groups:
-            group["lr"] = learning_rate
+        # A restored optimizer brings back its old learning rate; PBT may have just mutated it. The schedule
+        # starts again from the configured rate at the epoch reached.
+        self.scheduler = create_lr_scheduler(
+            self.optimizer, self.scheduler.lr_lambdas[0], base_lr=learning_rate, epochs_done=epochs_done
+        )
         if self.grad_scaler is not None and state.get("grad_scaler") is not None:
             self.grad_scaler.load_state_dict(state["grad_scaler"])
 
@@ -70,15 +82,7 @@ def fractions_by_class_index(real_fraction: float | dict[str, float], data: Sear
 
 
 def build_model(trial: TrialConfig, data: SearchData) -> nn.Module:
-    return create_backbone(
-        trial.model.backbone,
-        num_classes=data.num_classes,
-        in_channels=data.channels,
-        image_size=data.image_size,
-        dropout=trial.model.dropout,
-        pretrained=trial.model.pretrained,
-        pretrained_path=trial.model.pretrained_path,
-    )
+    return create_classifier(trial.model, num_classes=data.num_classes, in_channels=data.channels, image_size=data.image_size)
 
 
 def normalization_of(trial: TrialConfig, data: SearchData) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -102,15 +106,18 @@ def build_replica(
     torch.manual_seed(seed)
     model = build_model(trial, data).to(device)
     optimizer = create_optimizer(
-        trial.optimizer.name, model.parameters(), lr=trial.optimizer.lr,
+        trial.optimizer.name, trainable_parameters(model), lr=trial.optimizer.lr,
         weight_decay=trial.optimizer.weight_decay, momentum=trial.optimizer.momentum,
     )
+    factor = LearningRateFactor(trial.optimizer.schedule, trial.optimizer.warmup_epochs, trial.training.epochs)
+    scheduler = create_lr_scheduler(optimizer, factor, base_lr=trial.optimizer.lr)
     weights = class_weights(labels, data.num_classes) if trial.training.imbalance == "class_weighted_loss" else None
     loss_function = create_loss(label_smoothing=trial.training.label_smoothing, weights=weights).to(device)
     # Only float16 autocast needs loss scaling; bfloat16 has float32's range.
     grad_scaler = torch.amp.GradScaler(device.type) if mixed_precision_dtype(device) == torch.float16 else None
     return Replica(
-        seed, real_indices, images, labels, mixed.is_synthetic, mixed.draws, model, optimizer, loss_function, grad_scaler
+        seed, real_indices, images, labels, mixed.is_synthetic, mixed.draws, model, optimizer, scheduler, loss_function,
+        grad_scaler,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import ray
@@ -16,6 +16,7 @@ from spaces import GeneratorSettings, SyntheticConfig
 from trainables.datasets import SearchData
 from trainables.errors import TrainableInputError
 from trainables.real_subset import real_subset_identity, real_subset_indices
+from trainables.synthetic_filter import LabelFilter
 
 # A trial waits this long at most for its synthetic images; the driver generates the largest demand of the space
 # before trials start, so a trial normally only reads. Generation left to a trial (a space whose demand could not
@@ -83,6 +84,9 @@ class SyntheticSource:
 
     pool_root: str
     fit_fractions: dict[int, float]
+    # Per repeat seed, the label filter fit on that seed's fit subset (search/synthetic_filter_setup.py); empty
+    # when no trial of the sweep can draw `synthetic.filter: label_fidelity`.
+    label_filters: dict[int, LabelFilter] = field(default_factory=dict)
 
     def pool_key(self, settings: GeneratorSettings, data: SearchData, seed: int) -> PoolKey:
         """The key of the images a trial of repeat `seed` may take from this generator."""
@@ -96,11 +100,17 @@ class SyntheticSource:
 @dataclass(frozen=True)
 class SyntheticDraw:
     """The provenance of a trial's synthetic images of one class: the first `count` of the pool key's canonical
-    order, so every image is named (and reproducible) without carrying a record per image."""
+    order, less the positions among them a label filter dropped, so every image is named (and reproducible)
+    without carrying a record per image."""
 
     class_index: int
     count: int
     pool_key: str
+    dropped: tuple[int, ...] = ()
+
+    @property
+    def kept_count(self) -> int:
+        return self.count - len(self.dropped)
 
 
 @dataclass(frozen=True)
@@ -157,4 +167,37 @@ def fetch_synthetic_images(
             key, class_index, int(count), trial_subset_ids=subset_ids, allowed_source_ids=allowed_sources, sources=sources
         )
         requests.append((SyntheticDraw(class_index, int(count), key.folder_name), reference))
-    return [(draw, ray.get(reference, timeout=SYNTHETIC_REQUEST_TIMEOUT_S)[0]) for draw, reference in requests]
+    drawn = [(draw, ray.get(reference, timeout=SYNTHETIC_REQUEST_TIMEOUT_S)[0]) for draw, reference in requests]
+    if config.filter == "none":
+        return drawn
+    return [filter_draw(draw, images, label_filter_of(source, seed), config.filter_threshold) for draw, images in drawn]
+
+
+def label_filter_of(source: SyntheticSource, seed: int) -> LabelFilter:
+    if seed not in source.label_filters:
+        raise TrainableInputError(
+            f"synthetic.filter 'label_fidelity' was asked for, but the sweep fit no label filter for repeat seed {seed} "
+            f"(filters for seeds {sorted(source.label_filters)}): the driver fits them before trials start"
+        )
+    return source.label_filters[seed]
+
+
+def filter_draw(
+    draw: SyntheticDraw, images: np.ndarray, label_filter: LabelFilter, threshold: float
+) -> tuple[SyntheticDraw, np.ndarray]:
+    """The drawn images the filter keeps, in canonical order, and the draw naming the positions it dropped.
+
+    A trial drops from the n images it drew rather than drawing more until n are kept: the pool's images stay the
+    first n of the canonical order (prepared before trials, nested between trials), and how many a filter drops
+    is itself a measure of the generator, reported as `synthetic_filtered`."""
+    kept = label_filter.kept(images, draw.class_index, threshold)
+    dropped = tuple(int(position) for position in np.flatnonzero(~kept))
+    return SyntheticDraw(draw.class_index, draw.count, draw.pool_key, dropped), images[kept]
+
+
+def filtered_counts(draws: tuple[SyntheticDraw, ...], num_classes: int) -> np.ndarray:
+    """Synthetic images per class a label filter dropped (int64 [num_classes])."""
+    counts = np.zeros(num_classes, np.int64)
+    for draw in draws:
+        counts[draw.class_index] += len(draw.dropped)
+    return counts

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -10,7 +12,7 @@ import torch.nn.functional as functional
 import torchvision.transforms.v2.functional as image_functional
 from torch import Tensor, nn
 
-from spaces.schema import ImbalanceStrategy, OptimizerName
+from spaces.schema import ImbalanceStrategy, LearningRateSchedule, OptimizerName
 from trainables.errors import TrainableInputError
 from trainables.metrics import compute_metrics
 
@@ -35,6 +37,40 @@ def create_optimizer(
         return torch.optim.SGD(parameters, lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=momentum > 0)
     optimizer_class = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[name]
     return optimizer_class(parameters, lr=lr, weight_decay=weight_decay)
+
+
+@dataclass(frozen=True)
+class LearningRateFactor:
+    """The factor on the base learning rate for epoch `epoch` (0-based) of `epochs`: (e + 1) / (warmup + 1) for the
+    first `warmup_epochs`, then 1 (constant) or 0.5 (1 + cos(pi (e - warmup) / (epochs - warmup))) (cosine: from 1
+    down towards 0, never 0 for an epoch that trains). A class, not a closure, so schedulers pickle."""
+
+    schedule: LearningRateSchedule
+    warmup_epochs: int
+    epochs: int
+
+    def __call__(self, epoch: int) -> float:
+        if epoch < self.warmup_epochs:
+            return (epoch + 1) / (self.warmup_epochs + 1)
+        if self.schedule == "constant":
+            return 1.0
+        return 0.5 * (1.0 + math.cos(math.pi * (epoch - self.warmup_epochs) / (self.epochs - self.warmup_epochs)))
+
+
+def create_lr_scheduler(
+    optimizer: torch.optim.Optimizer, factor: LearningRateFactor, *, base_lr: float, epochs_done: int = 0
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """A scheduler stepped once per epoch, after it, that sets every group's lr to base_lr x factor(epoch).
+
+    Per epoch because epochs are the unit everything else counts in (warmup, patience, PBT's perturbation
+    interval). The schedule is a function of (base_lr, epoch) alone, so a resumed trial rebuilds it at
+    `epochs_done` from the configured lr instead of restoring scheduler state: an lr that Population Based
+    Training has just mutated becomes the new base and the schedule continues from it at the right epoch.
+    """
+    for group in optimizer.param_groups:
+        group["initial_lr"] = base_lr
+    # last_epoch is the epoch before the next one: the scheduler's first step (in its constructor) sets its lr.
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor, last_epoch=epochs_done - 1)
 
 
 def class_weights(labels: Tensor, num_classes: int) -> Tensor:
@@ -168,9 +204,13 @@ def evaluate(
     num_classes: int,
     ordinal: bool,
     class_names: Sequence[str],
+    minority_class: int | None = None,
 ) -> dict[str, float]:
     """compute_metrics of the model on these images; the loss is plain cross-entropy (no class weights, no smoothing)
     so that it compares across configurations whatever loss they trained with."""
     logits = predict_logits(model, images, normalization=normalization, device=device)
     loss = functional.cross_entropy(logits, labels)
-    return compute_metrics(logits, labels, num_classes=num_classes, ordinal=ordinal, class_names=class_names, loss=float(loss))
+    return compute_metrics(
+        logits, labels, num_classes=num_classes, ordinal=ordinal, class_names=class_names, loss=float(loss),
+        minority_class=minority_class,
+    )

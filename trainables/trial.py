@@ -17,7 +17,7 @@ from spaces import TrialConfig
 from trainables.datasets import SearchData
 from trainables.metrics import sanitize_class_name
 from trainables.replicas import Replica, build_replica, image_tensors, load_saved_trial, normalization_of, save_replicas
-from trainables.synthetic import SyntheticSource
+from trainables.synthetic import SyntheticSource, filtered_counts
 from trainables.training import epoch_batches, evaluate, resolve_device, train_one_epoch
 
 
@@ -58,18 +58,55 @@ def subset_counts(replica: Replica, data: SearchData) -> dict[str, float]:
     """Real and synthetic training images per class, for the leaderboard."""
     real = torch.bincount(replica.labels[~replica.is_synthetic], minlength=data.num_classes).tolist()
     synthetic = torch.bincount(replica.labels[replica.is_synthetic], minlength=data.num_classes).tolist()
+    # Drawn synthetic images that `synthetic.filter` dropped (0 without a filter).
+    filtered = filtered_counts(replica.synthetic_draws, data.num_classes).tolist()
     counts = {
         "real_images": float(sum(real)),
         "synthetic_images": float(sum(synthetic)),
+        "synthetic_filtered": float(sum(filtered)),
         "real_fraction_of_train": sum(real) / len(data.train),
     }
-    for name, real_count, synthetic_count in zip(data.class_names, real, synthetic):
+    for name, real_count, synthetic_count, filtered_count in zip(data.class_names, real, synthetic, filtered):
         counts[f"real_count_{sanitize_class_name(name)}"] = float(real_count)
         counts[f"synthetic_count_{sanitize_class_name(name)}"] = float(synthetic_count)
+        counts[f"synthetic_filtered_{sanitize_class_name(name)}"] = float(filtered_count)
     return counts
 
 
 EpochCallback = Callable[[dict[str, float], list[Replica], int], None]
+
+
+def improves(value: float | None, best: float | None, mode: str) -> bool:
+    """A value beats the best so far (any value beats none; NaN and a missing value never do)."""
+    if value is None or math.isnan(value):
+        return False
+    return best is None or (value > best if mode == "max" else value < best)
+
+
+@dataclass
+class EarlyStopping:
+    """Stops a trial once its searched metric (the median over repeats, as reported) has not improved for
+    `patience` epochs; None or 0 never stops. The best epoch was checkpointed when it happened (CheckpointSchedule),
+    so the final evaluation and the leaderboard still see it."""
+
+    metric: str
+    mode: str
+    patience: int | None
+    best: float | None = None
+    epochs_without_improvement: int = 0
+
+    def start_from(self, metrics: dict[str, float]) -> None:
+        value = metrics.get(self.metric)
+        self.best = value if improves(value, None, self.mode) else None
+        self.epochs_without_improvement = 0
+
+    def should_stop(self, metrics: dict[str, float]) -> bool:
+        value = metrics.get(self.metric)
+        if improves(value, self.best, self.mode):
+            self.best, self.epochs_without_improvement = value, 0
+        else:
+            self.epochs_without_improvement += 1
+        return bool(self.patience) and self.epochs_without_improvement >= self.patience
 
 
 def train_classifier(
@@ -82,8 +119,10 @@ def train_classifier(
 ) -> list[Replica]:
     """Train every repeat seed, interleaved epoch by epoch so a scheduler can stop a configuration on its median.
 
-    `on_epoch(metrics, replicas, epochs_done)` receives the aggregated metrics after each epoch;
-    `resume_from` is a checkpoint folder written by `save_replicas`.
+    `on_epoch(metrics, replicas, epochs_done)` receives the aggregated metrics after each epoch; the last ones of
+    a trial that early stopping ends carry `stopped_early: 1.0`. `resume_from` is a checkpoint folder written by
+    `save_replicas`; patience then counts from the checkpoint's own metrics (after a PBT exploit: from the cloned
+    model with its new hyperparameters).
     """
     device = resolve_device(settings.device)
     replicas = [build_replica(trial, data, seed, device, settings.synthetic_source) for seed in repeat_seeds(settings)]
@@ -91,12 +130,14 @@ def train_classifier(
     augmentation = create_augmentation(trial.augmentation)
     validation_images, validation_labels = image_tensors(data.val)
 
+    early_stopping = EarlyStopping(settings.metric, settings.mode, trial.training.early_stopping_patience)
     start_epoch = 0
     if resume_from is not None:
         saved = load_saved_trial(resume_from)
         start_epoch = saved.epoch
+        early_stopping.start_from(saved.metrics)
         for replica, state in zip(replicas, saved.replica_states, strict=True):
-            replica.load_state(state, trial.optimizer.lr)
+            replica.load_state(state, trial.optimizer.lr, start_epoch)
         if start_epoch >= trial.training.epochs:
             # PBT can clone a finished trial into another; report its final state once so the
             # clone ends with a result instead of being perturbed again.
@@ -120,15 +161,22 @@ def train_classifier(
                 loss_function=replica.loss_function, normalization=normalization, device=device,
                 augment=augment if augmentation is not None else None, grad_scaler=replica.grad_scaler,
             )
+            replica.scheduler.step()
             metrics = evaluate(
                 replica.model, validation_images, validation_labels, normalization=normalization, device=device,
                 num_classes=data.num_classes, ordinal=data.ordinal, class_names=data.class_names,
+                minority_class=data.minority_class,
             )
             replica.model.train()
             per_repeat.append({"train_loss": train_loss, **{f"val_{name}": value for name, value in metrics.items()}})
-        progress = {"epoch": epoch + 1, "epochs_planned": trial.training.epochs}
-        aggregated = {**aggregate_over_repeats(per_repeat), **per_repeat_values(per_repeat, settings.metric)}
-        on_epoch({**aggregated, **subset_counts(replicas[0], data), **progress}, replicas, epoch + 1)
+        reported = {
+            **aggregate_over_repeats(per_repeat), **per_repeat_values(per_repeat, settings.metric),
+            **subset_counts(replicas[0], data), "epoch": epoch + 1, "epochs_planned": trial.training.epochs,
+        }
+        stop = early_stopping.should_stop(reported) and epoch + 1 < trial.training.epochs
+        on_epoch({**reported, "stopped_early": 1.0} if stop else reported, replicas, epoch + 1)
+        if stop:
+            break
     return replicas
 
 
@@ -150,9 +198,7 @@ class CheckpointSchedule:
 
     def wants(self, metrics: dict[str, float], epochs_done: int) -> bool:
         value = metrics.get(self.metric)
-        improved = value is not None and not math.isnan(value) and (
-            self.best is None or (value > self.best if self.mode == "max" else value < self.best)
-        )
+        improved = improves(value, self.best, self.mode)
         if improved:
             self.best = value
         return improved or self.every_epoch or epochs_done >= self.planned_epochs

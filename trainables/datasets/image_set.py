@@ -123,6 +123,11 @@ class _TrainAndValidation:
     def image_size(self) -> int:
         return int(self.train.images.shape[2])
 
+    @property
+    def minority_class(self) -> int:
+        """The class with the fewest training images (the first of them on a tie): what `val_f1_minority` scores."""
+        return int(np.argmin(self.train.class_counts(self.num_classes)))
+
 
 @dataclass(frozen=True, eq=False)
 class SearchData(_TrainAndValidation):
