@@ -1,10 +1,11 @@
 """synthetic_effect.csv: per configuration with synthetic images, the paired difference of the searched metric
 against its real-only twin, with a BCa bootstrap interval, a Wilcoxon p-value and its Holm correction.
 
-How pairs are compared: an early-stopping scheduler may stop either trial of a pair before the other, and the
-longer-trained one would win for that alone. So both are read over the epochs both trained, each at its best
-such epoch by the median over repeats (the leaderboard's rule, within the common epochs); the repeats' values at
-that epoch are paired seed by seed.
+How pairs are compared: an early-stopping scheduler (or the time budget) may stop either trial of a pair before
+the other, and the longer-trained one would win for that alone. So both are read over the epochs both trained,
+each at its best such epoch by the median over repeats (the leaderboard's rule, within the common epochs); the
+repeats' values at that epoch are paired seed by seed. A trial its own patience stopped
+(training.early_stopping_patience) counts as trained to its planned epochs: it ended because it stopped improving.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from search.twins import TrialHistory, TwinPair, is_synthetic_key
 
 EFFECT_COLUMNS = ("effect", "ci_low", "ci_high", "p_value", "p_holm", "repeats")
 COMPARISON_NOTE = (
-    "Each pair is compared over the epochs both trials trained (an early-stopped trial against its twin's same "
-    "epochs), each at its best such epoch by the median over repeats; the repeats are paired seed by seed "
+    "Each pair is compared over the epochs both trials trained (a trial a scheduler or the time budget stopped "
+    "against its twin's same epochs; one its own patience stopped counts as finished), each at its best such epoch "
+    "by the median over repeats; the repeats are paired seed by seed "
     "(same real subset, initialisation and augmentation seeds). effect = median with synthetic images - median of "
     f"the real-only twin; {CONFIDENCE_LEVEL:.0%} BCa bootstrap interval of that difference (pairs resampled); "
     "two-sided Wilcoxon signed-rank p-value; p_holm: Holm-corrected across the configurations tested."
@@ -101,7 +103,7 @@ def _effect_row(pair: TwinPair, metric: str, mode: str, repeats: int, missing_tw
     twin = pair.real_only
     if twin is None:
         return {**row, "note": missing_twin_reason}
-    epochs = min(trial.epochs_run, twin.epochs_run)
+    epochs = min(trial.epochs_comparable, twin.epochs_comparable)
     with_synthetic = best_row_within(trial.history, metric, mode, epochs)
     real_only = best_row_within(twin.history, metric, mode, epochs)
     row.update(twin_trial_id=twin.trial_id, epochs_compared=epochs,

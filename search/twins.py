@@ -71,6 +71,16 @@ class TrialHistory:
     def epochs_run(self) -> int:
         return int(self.history["epoch"].max()) if "epoch" in self.history and not self.history.empty else 0
 
+    @property
+    def epochs_comparable(self) -> int:
+        """The epochs this trial stands for: a trial its own patience stopped (training.early_stopping_patience)
+        would not have improved on, so it counts as trained to its planned epochs; one a scheduler or the time
+        budget stopped only for the epochs it ran."""
+        last = self.history.iloc[-1] if not self.history.empty else None
+        if last is not None and float(last.get("stopped_early", 0) or 0) > 0 and "epochs_planned" in last:
+            return int(last["epochs_planned"])
+        return self.epochs_run
+
 
 def histories_of(results: Iterable[Any], space: SearchSpace, source: str) -> list[TrialHistory]:
     """Trials of a Tune ResultGrid with at least one reported epoch."""
@@ -111,7 +121,7 @@ def pair_with_twins(histories: Iterable[TrialHistory]) -> list[TwinPair]:
     for history in histories:
         if not has_synthetic_images(history.values):
             key = configuration_key(history.values)
-            if key not in real_only or history.epochs_run > real_only[key].epochs_run:
+            if key not in real_only or history.epochs_comparable > real_only[key].epochs_comparable:
                 real_only[key] = history
     return [
         TwinPair(history, real_only.get(configuration_key(history.values)))

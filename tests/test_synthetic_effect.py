@@ -147,3 +147,14 @@ def test_real_data_equivalent_interpolates_on_the_monotone_real_only_curve() -> 
     losses = trials.assign(**{column: -trials[column] for column in trials if column.startswith(METRIC)})
     flipped = real_data_equivalent(curve_points(losses, METRIC, "min", 2), METRIC, "min")
     assert flipped["equivalent_real_fraction"].tolist() == equivalent["equivalent_real_fraction"].tolist()
+
+
+def test_a_trial_its_own_patience_stopped_counts_as_finished() -> None:
+    base = {"real_fraction": 0.5, "optimizer.lr": 0.004}
+    synthetic = TrialHistory("s", {**base, "synthetic.proportion": 0.5},
+                             history(4, [0.5, 0.6, 0.7, 0.8], [[v, v] for v in (0.5, 0.6, 0.7, 0.8)]), "search")
+    # The twin stopped itself after epoch 2 (no improvement for its patience), planned for 4.
+    twin_history = history(2, [0.65, 0.6], [[0.65, 0.65], [0.6, 0.6]]).assign(epochs_planned=4, stopped_early=[0.0, 1.0])
+    twin = TrialHistory("t", {**base, "synthetic.proportion": 0.0}, twin_history, "twin")
+    (row,) = effect_table(pair_with_twins([synthetic, twin]), METRIC, "max", repeats=2).to_dict("records")
+    assert row["epochs_compared"] == 4 and row["effect"] == pytest.approx(0.8 - 0.65)
