@@ -78,7 +78,8 @@ def test_registry_lists_the_built_in_generators() -> None:
 def test_unknown_generator_names_the_field_and_the_registered_ones() -> None:
     with pytest.raises(
         ConfigError,
-        match=r"synthetic.generator: 'dpm' is not allowed; unknown generator; registered: ddpm,.*oversample; did you mean 'ddpm'",
+        match=r"synthetic.generator: 'dpm' is not allowed; unknown generator; "
+        r"registered: ddpm, openai_images, oversample, stable_diffusion; did you mean 'ddpm'",
     ):
         _validated({"generator": "dpm"})
 
