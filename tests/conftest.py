@@ -36,6 +36,18 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for a module of tiny models, as a generator actor has: on a machine shared with other jobs,
+    two threads that wait on each other made them 10 to 40 times slower (bench/README.md)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_stable_diffusion(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One tiny random-weight Stable Diffusion folder (save_pretrained layout) for the whole session."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import huggingface_hub.constants
@@ -20,13 +19,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """Tiny inputs: on a busy shared machine, two spinning OpenMP threads make them 10x slower, not faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models: on a machine shared with other jobs, two torch threads that wait on each other are slower than one.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def forward_and_backward(model: nn.Module, in_channels: int, image_size: int) -> torch.Tensor:

@@ -4,7 +4,6 @@ multi-layer heads, the per-epoch lr schedule, early stopping, checkpoints reload
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -30,13 +29,8 @@ IMAGE_SIZE = 16
 NUM_CLASSES = 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """Tiny models on a shared machine: one thread is faster than two spinning ones."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models: on a machine shared with other jobs, two torch threads that wait on each other are slower than one.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ validation before Ray starts, the pool's leakage rules, and a sweep drawing its 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,6 @@ import pandas as pd
 import pydantic
 import pytest
 import ray
-import torch
 import yaml
 from safetensors import safe_open
 
@@ -31,14 +29,8 @@ from trainables.datasets import load_dataset
 CLASSES = ("mild_demented", "healthy")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """One torch thread, as a generator actor has: on a machine shared with other jobs, two threads that wait on
-    each other made these models 15 to 40 times slower (bench/README.md)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models: on a machine shared with other jobs, two torch threads that wait on each other are slower than one.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from torch import nn
@@ -30,13 +28,8 @@ NORMALIZATION = ((0.5,), (0.5,))
 CLASS_NAMES = ("dark", "bright")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread() -> Iterator[None]:
-    """These models are tiny: on a busy shared machine, two spinning OpenMP threads make them 10x slower, not faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Tiny models: on a machine shared with other jobs, two torch threads that wait on each other are slower than one.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def squares_dataset(count: int, seed: int, image_size: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
