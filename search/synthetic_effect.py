@@ -31,7 +31,8 @@ COMPARISON_NOTE = (
 
 
 def synthetic_label(values: Mapping[str, Any]) -> str:
-    """A synthetic setting in a few words: generator, proportion(s) and mode, e.g. `ddpm x0.5 add`."""
+    """A synthetic setting in a few words: generator, proportion(s), mode, and the generator settings and filter the
+    space searched, e.g. `ddpm x0.5 add` or `stable_diffusion x0.5 add mode=img2img`."""
     proportions = {
         key.removeprefix("synthetic.proportion").lstrip("."): value
         for key, value in values.items()
@@ -49,6 +50,12 @@ def synthetic_label(values: Mapping[str, Any]) -> str:
     classes = values.get("synthetic.classes", "all")
     if classes != "all":
         parts.append(f"classes={classes}")
+    # Settings the space searched tell configurations of one generator apart (fixed ones are the same in all).
+    parts += [
+        f"{key.removeprefix('synthetic.settings.').removeprefix('synthetic.')}={value}"
+        for key, value in sorted(values.items())
+        if key.startswith("synthetic.settings.") or key in ("synthetic.filter", "synthetic.filter_threshold")
+    ]
     return " ".join(parts)
 
 

@@ -158,3 +158,10 @@ def test_a_trial_its_own_patience_stopped_counts_as_finished() -> None:
     twin = TrialHistory("t", {**base, "synthetic.proportion": 0.0}, twin_history, "twin")
     (row,) = effect_table(pair_with_twins([synthetic, twin]), METRIC, "max", repeats=2).to_dict("records")
     assert row["epochs_compared"] == 4 and row["effect"] == pytest.approx(0.8 - 0.65)
+
+
+def test_the_label_of_a_synthetic_setting_names_the_generator_settings_the_space_searched() -> None:
+    values = {"synthetic.generator": "stable_diffusion", "synthetic.proportion": 0.5, "synthetic.settings.mode": "img2img",
+              "synthetic.settings.strength": 0.75, "synthetic.filter": "label_fidelity"}
+    assert synthetic_label(values) == "stable_diffusion x0.5 add filter=label_fidelity mode=img2img strength=0.75"
+    assert synthetic_label({**values, "synthetic.proportion": 0.0}) == "real only"
