@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import ray
 from ray import tune
 from ray.tune.schedulers import TrialScheduler
 
@@ -17,6 +16,7 @@ from generators import GeneratorError
 from search.cli import build_parser, flags_to_settings
 from search.config import SweepConfig, build_sweep_config, read_config_file
 from search.final_evaluation import evaluate_best_on_test
+from search.ray_connection import connect_to_ray
 from search.report import (
     best_sweep_settings,
     build_leaderboard,
@@ -121,8 +121,7 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
     report_dir.mkdir(parents=True, exist_ok=True)
     callbacks = [callback for callback in [create_wandb_callback(sweep, name, report_dir)] if callback is not None]
 
-    if not ray.is_initialized():
-        ray.init(address=sweep.ray_address, num_cpus=sweep.num_cpus, include_dashboard=False, log_to_driver=True)
+    connect_to_ray(sweep.ray_address, sweep.num_cpus)
     # Only train and validation go to the object store, once; trials get a reference, never a copy on disk.
     search_data = dataset.for_search()
     generators = None
