@@ -25,6 +25,7 @@ from search.report import (
     write_best_config,
     write_leaderboard,
 )
+from search.report_upload import upload_report
 from search.schedulers import SCHEDULERS
 from search.searchers import SEARCHERS, SearchGoal, SearchPlan
 from search.synthetic_demand import GeneratorDemand, generator_demands, generator_uses, smallest_fractions
@@ -253,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         prepared = prepare(argv)
         print(prepared.dataset.describe())
         outputs = run_sweep(prepared)
+        if is_uri(prepared.sweep.storage):
+            print(f"  report copied to {upload_report(outputs.report_dir, outputs.experiment_path)}")
     except EXPECTED_ERRORS as error:
         print(f"error: {error_message(error)}", file=sys.stderr)
         return 2
