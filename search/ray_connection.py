@@ -28,13 +28,13 @@ TOKEN_HELP = (
 def connect_to_ray(address: str | None, num_cpus: int | None) -> None:
     """Starts a local Ray instance (address None) or joins the cluster at `address`; a refused or unreachable
     cluster is a ConfigError naming what to set."""
+    if address is not None and num_cpus is not None:
+        raise ConfigError("num_cpus", num_cpus, "it sizes a local Ray instance; a cluster's nodes say their own CPUs")
     if ray.is_initialized():
         return
     if address is None:
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=True)
         return
-    if num_cpus is not None:
-        raise ConfigError("num_cpus", num_cpus, "it sizes a local Ray instance; a cluster's nodes say their own CPUs")
     with _stderr_kept_unless_failed() as captured:
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=True)
