@@ -70,13 +70,14 @@ class SweepConfig(StrictModel):
     )
     seed: int = Field(0, ge=0, description="base seed: repeat r of every configuration uses seed + r")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where trials train")
-    storage: str = Field("./ray_results", description="Ray Tune storage: a folder or a URI (s3://, gs://)")
+    storage: str = Field("./ray_results", description="Ray Tune storage: a folder or a URI (s3://, gs://; "
+        "AWS_ENDPOINT_URL points s3:// at MinIO or another S3-compatible store)")
     name: str | None = Field(None, description="sweep name; default: <space>-<date>-<time>")
     resume: bool = Field(False, description="resume the interrupted sweep <storage>/<name>")
     report_dir: str | None = Field(
         None,
         description="where leaderboard, best config and plots go; default: <storage>/<name> for a local folder, "
-        "else ./sweeps/<name>",
+        "else ./sweeps/<name>, copied to <storage>/<name> at the end",
     )
     twins: bool = Field(
         True, description="after the search, train the real-only twin (synthetic proportion 0, same seeds) of every "

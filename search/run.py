@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import ray
 from ray import tune
 from ray.tune import ResultGrid
 from ray.tune.schedulers import TrialScheduler
@@ -18,7 +17,9 @@ from generators import GeneratorError
 from search.cli import build_parser, flags_to_settings
 from search.config import SweepConfig, build_sweep_config, read_config_file
 from search.final_evaluation import evaluate_best_on_test
+from search.ray_connection import connect_to_ray
 from search.report import printable_leaderboard
+from search.report_upload import upload_report
 from search.schedulers import SCHEDULERS
 from search.searchers import SEARCHERS, SearchGoal, SearchPlan
 from search.sweep_record import SweepRecord, new_record
@@ -121,8 +122,7 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
     record = new_record(sweep, space, name, experiment_path, dataset.describe())
     record.write(report_dir)
 
-    if not ray.is_initialized():
-        ray.init(address=sweep.ray_address, num_cpus=sweep.num_cpus, include_dashboard=False, log_to_driver=True)
+    connect_to_ray(sweep.ray_address, sweep.num_cpus)
     # Only train and validation go to the object store, once; trials get a reference, never a copy on disk.
     search_data = dataset.for_search()
     generators = None
@@ -308,6 +308,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         prepared = prepare(argv)
         print(prepared.dataset.describe())
         outputs = run_sweep(prepared)
+        if is_uri(prepared.sweep.storage):
+            print(f"  report copied to {upload_report(outputs.report_dir, outputs.experiment_path)}")
     except EXPECTED_ERRORS as error:
         print(f"error: {error_message(error)}", file=sys.stderr)
         return 2

@@ -193,3 +193,16 @@ def test_cluster_yaml_holds_no_secrets() -> None:
     assert not re.search(r"WANDB_API_KEY\s*[:=]\s*[^\s$]", text)
     assert not re.search(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b", text)
     assert "aws_secret_access_key" not in text.lower()
+
+
+@pytest.mark.parametrize("commands_key", ["head_start_ray_commands", "worker_start_ray_commands"])
+def test_every_node_starts_ray_with_token_authentication(launched_config: Config, commands_key: str) -> None:
+    # A node started without the mode is refused by a token-auth head (InvalidAuthToken).
+    starts = [command for command in launched_config[commands_key] if "ray start" in command]
+    assert starts and all("RAY_AUTH_MODE=token ray start" in command for command in starts), starts
+
+
+def test_every_node_gets_the_users_token_file_not_a_token_value(launched_config: Config) -> None:
+    assert launched_config["file_mounts"].get("~/.ray/auth_token") == "~/.ray/auth_token"
+    # The token itself (Ray's are 32 hex digits or more) never appears in the file.
+    assert not re.search(r"RAY_AUTH_TOKEN\s*=|\b[0-9a-f]{32,}\b", CLUSTER_YAML.read_text())
