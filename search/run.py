@@ -27,6 +27,7 @@ from search.report import (
 )
 from search.schedulers import SCHEDULERS
 from search.searchers import SEARCHERS, SearchGoal, SearchPlan
+from search.storage_usage import keep_only_best_weights, measure_storage, write_storage_usage
 from search.synthetic_demand import GeneratorDemand, generator_demands, generator_uses, smallest_fractions
 from search.synthetic_filter_setup import attach_label_filters, space_uses_label_filter
 from search.synthetic_setup import pool_root_of, prepare_generators
@@ -167,12 +168,10 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
                 name=name,
                 storage_path=root,
                 callbacks=callbacks,
-                # The best-scoring checkpoint is kept for the final test evaluation, the latest for PBT.
-                checkpoint_config=tune.CheckpointConfig(
-                    # PBT clones from other trials' recent checkpoints, so it needs a few more kept.
-                    num_to_keep=4 if sweep.scheduler == "pbt" else 2,
-                    checkpoint_score_attribute=sweep.metric, checkpoint_score_order=sweep.mode,
-                ),
+                # Every checkpoint holds the trial's best weights so far (trainables.trial.tune_trial): the latest
+                # serves resume, PBT and the final test evaluation alike. PBT clones other trials' recent
+                # checkpoints, which must outlive the clone's restore, so it keeps a few.
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if sweep.scheduler == "pbt" else 1),
                 # A trial that has trained its planned epochs stops before the scheduler sees the
                 # result, so PBT never clones into a finished trial.
                 stop=stop_after_planned_epochs,
@@ -180,6 +179,7 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
             ),
         )
     results = tuner.fit()
+    keep_only_best_weights(results)
 
     leaderboard = build_leaderboard(results, space, sweep)
     finished = int((leaderboard["status"] == "ok").sum()) if "status" in leaderboard else 0
@@ -225,6 +225,9 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
     if test_metrics_path:
         print(f"  test metrics of the best configuration: {test_metrics_path}")
     print(f"  Ray Tune results: {experiment_path}")
+    storage = measure_storage(results, experiment_path, pool_root_of(sweep, root) if prepared.generator_demands else None)
+    write_storage_usage(report_dir / "storage.json", storage)
+    print(f"  {storage.describe()} ({report_dir / 'storage.json'})")
     # The logging actors are quiet, so W&B's own per-run pointers are no longer printed: one line here instead.
     if sweep.wandb.mode == "offline":
         print(f"  W&B offline runs: {report_dir / 'wandb'} (upload with `wandb sync {report_dir / 'wandb'}/offline-run-*`)")
