@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -147,6 +148,9 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
         ),
         {"cpu": sweep.resources.cpus, "gpu": sweep.resources.gpus},
     )
+    # With one checkpoint kept per trial, Tune saves its experiment state with every checkpoint (so it never names
+    # a deleted one) and warns each time that happens within 5 s; that is the intended cost, not news.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if sweep.resume:
         if not tune.Tuner.can_restore(experiment_path):
             raise ConfigError("name", sweep.name, f"there is no sweep to resume at {experiment_path}")

@@ -10,6 +10,7 @@ import pytest
 import torch
 from ray import tune
 
+from search.storage_usage import stored_bytes
 from spaces import TrialConfig
 from trainables.checkpoint_evaluation import evaluate_checkpoint
 from trainables.datasets import SearchData, load_dataset
@@ -60,7 +61,9 @@ class Recorder:
         return self.folder / f"epoch_{epochs_done}"
 
 
-def train(trial: TrialConfig, data: SearchData, settings: TrialSettings, folder: Path, resume_from: Path | None = None) -> Recorder:
+def train(
+    trial: TrialConfig, data: SearchData, settings: TrialSettings, folder: Path, resume_from: Path | None = None
+) -> Recorder:
     recorder = Recorder(folder, trial.training.epochs)
     train_classifier(trial, data, settings, on_epoch=recorder, resume_from=resume_from)
     return recorder
@@ -145,3 +148,11 @@ def test_training_on_from_a_checkpoint_without_optimizer_state_is_refused(phanto
     assert sorted(path.name for path in checkpoint.iterdir()) == [CHECKPOINT_FILE]
     with pytest.raises(RuntimeError, match="optimizer state to continue from epoch 2"):
         train(trial, phantom, TrialSettings(), tmp_path / "resumed", resume_from=checkpoint)
+
+
+def test_stored_bytes_counts_every_file_below_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "one.bin").write_bytes(b"x" * 10)
+    (tmp_path / "a" / "b" / "two.bin").write_bytes(b"y" * 32)
+    assert stored_bytes(str(tmp_path)) == 42
+    assert stored_bytes(str(tmp_path / "missing")) == 0
