@@ -14,7 +14,13 @@ from search.storage_usage import stored_bytes
 from spaces import TrialConfig
 from trainables.checkpoint_evaluation import evaluate_checkpoint
 from trainables.datasets import SearchData, load_dataset
-from trainables.replicas import CHECKPOINT_FILE, TRAINING_STATE_FILE, drop_training_state, load_saved_trial
+from trainables.replicas import (
+    CHECKPOINT_FILE,
+    TRAINING_STATE_FILE,
+    drop_training_state,
+    load_saved_trial,
+    stored_weights,
+)
 from trainables.trial import TrialProgress, TrialSettings, train_classifier, write_checkpoint
 
 EPOCHS = 4
@@ -49,10 +55,12 @@ class Recorder:
         self.folder, self.planned_epochs = folder, planned_epochs
         self.reports: list[dict[str, float]] = []
         self.weights: dict[int, list[dict[str, torch.Tensor]]] = {}
+        self.stored: dict[int, list[dict[str, torch.Tensor]]] = {}
 
     def __call__(self, metrics: dict[str, float], replicas: list, epochs_done: int, progress: TrialProgress) -> None:
         self.reports.append(metrics)
         self.weights[epochs_done] = [{k: v.clone() for k, v in replica.model.state_dict().items()} for replica in replicas]
+        self.stored[epochs_done] = stored_weights(replicas)
         directory = self.checkpoint(epochs_done)
         directory.mkdir(parents=True)
         write_checkpoint(directory, metrics, replicas, epochs_done, progress, self.planned_epochs)
@@ -102,7 +110,7 @@ def test_a_trial_resumed_from_any_mid_trial_checkpoint_ends_as_the_uninterrupted
     if settings.metric == "train_loss":
         # The best epoch stays behind: the mid-trial checkpoints carried the current weights beside the best.
         assert load_saved_trial(whole.checkpoint(EPOCHS)).best_epoch == 1
-        assert load_saved_trial(whole.checkpoint(2)).training["replicas"][0]["model"] is not None
+        assert_same_weights(load_saved_trial(whole.checkpoint(EPOCHS)).best.weights, whole.stored[1])
 
 
 def test_early_stopping_resumes_counting_where_it_stopped(phantom: SearchData, tmp_path: Path) -> None:
@@ -124,15 +132,22 @@ def test_a_finished_trial_keeps_its_best_weights_and_no_optimizer_state(phantom:
     assert saved.training is None and saved.epoch == EPOCHS
     best_report = max(whole.reports, key=lambda report: report["val_balanced_accuracy"])
     assert saved.best_epoch == best_report["epoch"] and saved.best_metrics == best_report
-    assert_same_weights(saved.best.weights, whole.weights[saved.best_epoch])
     assert not any("state" in key or "exp_avg" in key for state in saved.replica_states for key in state)
+    # The best epoch's weights, float32 ones in float16: within float16's rounding of the trained ones.
+    assert_same_weights(saved.best.weights, whole.stored[saved.best_epoch])
+    for stored, trained in zip(saved.best.weights, whole.weights[saved.best_epoch], strict=True):
+        assert {name for name, tensor in stored.items() if tensor.dtype == torch.float16} == {
+            name for name, tensor in trained.items() if tensor.dtype == torch.float32
+        }
+        for name, tensor in trained.items():
+            torch.testing.assert_close(stored[name].to(tensor.dtype), tensor, rtol=2**-11, atol=1e-7)
     # The final evaluation's reading of the checkpoint gives the best epoch's validation metrics.
     metrics = evaluate_checkpoint(final, trial, phantom, phantom.val, device="cpu")
     assert metrics["balanced_accuracy"] == pytest.approx(best_report["val_balanced_accuracy"])
-    assert metrics["loss"] == pytest.approx(best_report["val_loss"], rel=1e-5)
-    # Smaller than a running trial's checkpoint, which carries Adam's two moments per weight.
+    assert metrics["loss"] == pytest.approx(best_report["val_loss"], rel=1e-3)
+    # A running trial's checkpoint carries the float32 weights and Adam's two moments per weight besides.
     running = sum(path.stat().st_size for path in whole.checkpoint(1).iterdir())
-    assert sum(path.stat().st_size for path in final.iterdir()) < running / 2
+    assert sum(path.stat().st_size for path in final.iterdir()) < running / 6
 
     # PBT may clone a finished trial: it reports the final metrics once and trains no further.
     clone = train(trial, phantom, settings, tmp_path / "clone", resume_from=final)

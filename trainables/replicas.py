@@ -58,17 +58,18 @@ class Replica:
             "model": weights,
         }
 
-    def training_state(self, with_weights: bool) -> dict[str, Any]:
-        """What continuing to train this seed needs beyond the stored weights: Adam's moments alone are twice them."""
+    def training_state(self) -> dict[str, Any]:
+        """What continuing to train this seed needs: the exact current weights, the optimizer's state (Adam's two
+        moments are twice the weights) and the loss scaler's."""
         return {
-            "model": self.model.state_dict() if with_weights else None,
+            "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "grad_scaler": self.grad_scaler.state_dict() if self.grad_scaler is not None else None,
         }
 
-    def load_state(self, weights: dict[str, Any], training: dict[str, Any], learning_rate: float, epochs_done: int) -> None:
-        """`weights` are the model's at `epochs_done`; `training` is its `training_state`."""
-        self.model.load_state_dict(weights)
+    def load_state(self, training: dict[str, Any], learning_rate: float, epochs_done: int) -> None:
+        """Continue from a `training_state` saved after `epochs_done` epochs."""
+        self.model.load_state_dict(training["model"])
         self.optimizer.load_state_dict(training["optimizer"])
         # A restored optimizer brings back its old learning rate; PBT may have just mutated it. The schedule
         # starts again from the configured rate at the epoch reached.
@@ -132,17 +133,29 @@ def build_replica(
     )
 
 
-def weights_snapshot(replicas: list[Replica]) -> list[dict[str, torch.Tensor]]:
-    """A CPU copy of every repeat's weights, which further training leaves as they are."""
-    return [
-        {name: tensor.detach().to("cpu", copy=True) for name, tensor in replica.model.state_dict().items()}
-        for replica in replicas
-    ]
+# float16 keeps 11 significant bits (a relative error of at most 1/2048), enough to evaluate a model; it halves
+# what every trial's best weights take in storage. Training goes on from exact float32 weights (training_state).
+STORED_WEIGHTS_DTYPE = torch.float16
+
+
+def stored_weights(replicas: list[Replica]) -> list[dict[str, torch.Tensor]]:
+    """A CPU copy of every repeat's weights as checkpoints store them for evaluation: float32 tensors in float16
+    (a tensor with values beyond float16's range stays float32), everything else as it is."""
+    return [{name: _stored(tensor) for name, tensor in replica.model.state_dict().items()} for replica in replicas]
+
+
+def _stored(tensor: torch.Tensor) -> torch.Tensor:
+    tensor = tensor.detach().to("cpu", copy=True)
+    if tensor.dtype != torch.float32:
+        return tensor
+    narrowed = tensor.to(STORED_WEIGHTS_DTYPE)
+    return narrowed if bool(torch.isfinite(narrowed).all()) or not bool(torch.isfinite(tensor).all()) else tensor
 
 
 @dataclass(frozen=True)
 class BestEpoch:
-    """Every repeat's weights at the epoch whose searched metric (median over repeats) was the best so far."""
+    """Every repeat's weights (stored_weights) at the epoch whose searched metric, the median over repeats, was the
+    best so far."""
 
     epoch: int
     metrics: dict[str, float]
@@ -155,7 +168,7 @@ class SavedTrial:
     metrics: dict[str, float]  # reported at that epoch
     best_epoch: int
     best_metrics: dict[str, float]
-    # Per repeat: seed, synthetic draws and the best epoch's weights ("model"): what evaluation reads.
+    # Per repeat: seed, synthetic draws and the best epoch's weights ("model", stored_weights): what evaluation reads.
     replica_states: list[dict[str, Any]]
     # What continuing training needs (Replica.training_state per repeat, and the trial's own progress);
     # None in a finished trial's checkpoint.
@@ -176,11 +189,11 @@ def save_replicas(
     finished: bool = False,
     progress: dict[str, Any] | None = None,
 ) -> None:
-    """A trial checkpoint. CHECKPOINT_FILE holds what the final evaluation reads: the best epoch's weights
-    (`best`; None: the current weights are the best). Unless the trial has `finished`, TRAINING_STATE_FILE holds
-    what resuming and PBT need to continue exactly: optimizer and loss-scaler state, the current weights where
-    they differ from the best, and the trial's `progress` (early stopping's counters)."""
-    best = best if best is not None else BestEpoch(epoch, metrics, [replica.model.state_dict() for replica in replicas])
+    """A trial checkpoint. CHECKPOINT_FILE holds what the final evaluation reads: the best epoch's weights (`best`;
+    None: the current weights are the best) in float16. Unless the trial has `finished`, TRAINING_STATE_FILE holds
+    what resuming and PBT need to continue exactly: the current float32 weights, optimizer and loss-scaler state,
+    and the trial's `progress` (early stopping's counters)."""
+    best = best if best is not None else BestEpoch(epoch, metrics, stored_weights(replicas))
     state = {
         "epoch": epoch, "metrics": metrics, "best_epoch": best.epoch, "best_metrics": best.metrics,
         "replicas": [replica.evaluation_state(weights) for replica, weights in zip(replicas, best.weights, strict=True)],
@@ -189,7 +202,7 @@ def save_replicas(
     if not finished:
         training = {
             "progress": progress or {},
-            "replicas": [replica.training_state(with_weights=best.epoch != epoch) for replica in replicas],
+            "replicas": [replica.training_state() for replica in replicas],
         }
         torch.save(training, directory / TRAINING_STATE_FILE)
 

@@ -24,7 +24,7 @@ from trainables.replicas import (
     load_saved_trial,
     normalization_of,
     save_replicas,
-    weights_snapshot,
+    stored_weights,
 )
 from trainables.synthetic import SyntheticSource, filtered_counts
 from trainables.training import epoch_batches, evaluate, resolve_device, train_one_epoch
@@ -167,9 +167,8 @@ def train_classifier(
             for replica, state in zip(replicas, saved.replica_states, strict=True):
                 replica.model.load_state_dict(state["model"])
         else:
-            for replica, state, training in zip(replicas, saved.replica_states, saved.training["replicas"], strict=True):
-                weights = training["model"] if training["model"] is not None else state["model"]
-                replica.load_state(weights, training, trial.optimizer.lr, start_epoch)
+            for replica, training in zip(replicas, saved.training["replicas"], strict=True):
+                replica.load_state(training, trial.optimizer.lr, start_epoch)
         if saved.training and saved.training["progress"] and not settings.checkpoint_every_epoch:
             # Resuming after a failure or an interrupted sweep: patience goes on counting as it would have.
             progress.early_stopping.restore(saved.training["progress"])
@@ -213,7 +212,7 @@ def train_classifier(
         }
         best_value = progress.best.metrics.get(settings.metric) if progress.best is not None else None
         if improves(reported.get(settings.metric), best_value, settings.mode):
-            progress.best = BestEpoch(epoch + 1, reported, weights_snapshot(replicas))
+            progress.best = BestEpoch(epoch + 1, reported, stored_weights(replicas))
         stop = progress.early_stopping.should_stop(reported) and epoch + 1 < trial.training.epochs
         on_epoch({**reported, "stopped_early": 1.0} if stop else reported, replicas, epoch + 1, progress)
         if stop:
