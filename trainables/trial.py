@@ -141,10 +141,12 @@ def train_classifier(
 ) -> list[Replica]:
     """Train every repeat seed, interleaved epoch by epoch so a scheduler can stop a configuration on its median.
 
-    `on_epoch(metrics, replicas, epochs_done)` receives the aggregated metrics after each epoch; the last ones of
-    a trial that early stopping ends carry `stopped_early: 1.0`. `resume_from` is a checkpoint folder written by
-    `save_replicas`; patience then counts from the checkpoint's own metrics (after a PBT exploit: from the cloned
-    model with its new hyperparameters).
+    `on_epoch(metrics, replicas, epochs_done, progress)` receives the aggregated metrics after each epoch, and the
+    best epoch so far with its weights; the last metrics of a trial that early stopping ends carry
+    `stopped_early: 1.0`. `resume_from` is a checkpoint folder written by `save_replicas`: training continues
+    exactly as if it had not stopped, early stopping's count included; under PBT (`checkpoint_every_epoch`)
+    patience counts from the checkpoint's own metrics instead, since after an exploit the cloned model trains
+    with new hyperparameters.
     """
     device = resolve_device(settings.device)
     replicas = [build_replica(trial, data, seed, device, settings.synthetic_source) for seed in repeat_seeds(settings)]
