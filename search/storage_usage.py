@@ -40,15 +40,19 @@ def stored_bytes(location: str) -> int:
 class StorageUsage:
     # Every checkpoint the trials saved, including those Tune deleted later: what went over the wire to storage.
     checkpoint_bytes_written: int
-    # What the sweep's folder (results, checkpoints) and the shared pool hold once the sweep has ended.
-    experiment_bytes: int
-    pool_bytes: int
+    # What the sweep's folder (results, checkpoints) and the shared pool hold once the sweep has ended; None
+    # where the storage could not be listed (`unlisted` says why).
+    experiment_bytes: int | None
+    pool_bytes: int | None
+    unlisted: str | None = None
 
     def describe(self) -> str:
-        return (
-            f"Storage: checkpoints written {self.checkpoint_bytes_written / 1e6:.1f} MB; now stored: sweep "
-            f"{self.experiment_bytes / 1e6:.1f} MB, synthetic pool {self.pool_bytes / 1e6:.1f} MB"
+        stored = (
+            f"now stored: sweep {self.experiment_bytes / 1e6:.1f} MB, synthetic pool {self.pool_bytes / 1e6:.1f} MB"
+            if self.experiment_bytes is not None and self.pool_bytes is not None
+            else f"what is stored now could not be listed: {self.unlisted}"
         )
+        return f"Storage: checkpoints written {self.checkpoint_bytes_written / 1e6:.1f} MB; {stored}"
 
 
 def measure_storage(results: ResultGrid, experiment_path: str, pool_root: str | None) -> StorageUsage:
@@ -57,8 +61,11 @@ def measure_storage(results: ResultGrid, experiment_path: str, pool_root: str | 
         frame = result.metrics_dataframe
         if frame is not None and CHECKPOINT_BYTES in frame:
             written += float(frame[CHECKPOINT_BYTES].fillna(0).sum())
-    pool = stored_bytes(pool_root) if pool_root else 0
-    return StorageUsage(int(written), stored_bytes(experiment_path), pool)
+    try:
+        # The sweep's results are complete by now: a storage that cannot be listed costs the figures, not the report.
+        return StorageUsage(int(written), stored_bytes(experiment_path), stored_bytes(pool_root) if pool_root else 0)
+    except (OSError, ValueError) as error:
+        return StorageUsage(int(written), None, None, f"{type(error).__name__}: {error}")
 
 
 def write_storage_usage(path: Path, usage: StorageUsage) -> None:

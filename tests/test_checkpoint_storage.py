@@ -10,7 +10,7 @@ import pytest
 import torch
 from ray import tune
 
-from search.storage_usage import stored_bytes
+from search.storage_usage import measure_storage, stored_bytes
 from spaces import TrialConfig
 from trainables.checkpoint_evaluation import evaluate_checkpoint
 from trainables.datasets import SearchData, load_dataset
@@ -171,3 +171,10 @@ def test_stored_bytes_counts_every_file_below_a_folder(tmp_path: Path) -> None:
     (tmp_path / "a" / "b" / "two.bin").write_bytes(b"y" * 32)
     assert stored_bytes(str(tmp_path)) == 42
     assert stored_bytes(str(tmp_path / "missing")) == 0
+
+
+def test_a_storage_that_cannot_be_listed_costs_the_figures_not_the_report(tmp_path: Path) -> None:
+    usage = measure_storage([], "unknown-scheme://bucket/sweep", None)
+    assert (usage.checkpoint_bytes_written, usage.experiment_bytes, usage.pool_bytes) == (0, None, None)
+    assert "could not be listed" in usage.describe() and "unknown-scheme" in usage.describe()
+    assert measure_storage([], str(tmp_path), None).describe().endswith("sweep 0.0 MB, synthetic pool 0.0 MB")
