@@ -183,7 +183,7 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
             ),
         )
     results = tuner.fit()
-    keep_only_best_weights(results)
+    keep_only_best_weights(results, experiment_path)
 
     leaderboard = build_leaderboard(results, space, sweep)
     finished = int((leaderboard["status"] == "ok").sum()) if "status" in leaderboard else 0

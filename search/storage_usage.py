@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pyarrow.fs
+from ray import tune
 from ray.tune import ResultGrid
 
 from search.report import atomic_write
@@ -14,15 +15,17 @@ from trainables.replicas import drop_training_state
 from trainables.trial import CHECKPOINT_BYTES
 
 
-def keep_only_best_weights(results: ResultGrid) -> int:
+def keep_only_best_weights(results: ResultGrid, experiment_path: str) -> int:
     """Deletes the optimizer state from the kept checkpoints of every trial that will not train again.
 
     A trial that finishes by itself writes its last checkpoint without it; one that a scheduler or the time budget
-    stopped kept the state it last wrote to continue. Failed trials keep theirs: `--resume` continues them.
-    Returns how many checkpoints lost their training state."""
+    stopped kept the state it last wrote to continue. Only trials Tune has marked TERMINATED lose it: failed ones
+    and those an interrupted sweep left running are what `--resume` continues. Returns how many checkpoints lost
+    their training state."""
+    terminated = {trial.trial_id for trial in tune.ExperimentAnalysis(experiment_path).trials if trial.status == "TERMINATED"}
     dropped = 0
     for result in results:
-        if result.error is not None:
+        if result.error is not None or (result.metrics or {}).get("trial_id") not in terminated:
             continue
         for checkpoint, _ in result.best_checkpoints or []:
             dropped += drop_training_state(checkpoint)
