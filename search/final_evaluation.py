@@ -26,7 +26,8 @@ def evaluate_best_on_test(
     best = next((result for result in results if (result.metrics or {}).get("trial_id") == best_id), None)
     if best is None:
         return None
-    checkpoint = best.get_best_checkpoint(sweep.metric, sweep.mode) or best.checkpoint
+    # A trial's latest checkpoint holds its best epoch's weights (trainables.trial.tune_trial).
+    checkpoint = best.checkpoint
     if checkpoint is None:
         return None
     trial = space.resolve(best.config)

@@ -22,7 +22,7 @@ PRINTED_ROWS = 10
 # Ray's bookkeeping columns that say nothing about a configuration's quality.
 _RAY_COLUMNS = ("timestamp", "done", "training_iteration", "trial_id", "date", "time_this_iter_s", "time_total_s",
                 "pid", "hostname", "node_ip", "time_since_restore", "iterations_since_restore", "checkpoint_dir_name",
-                "should_checkpoint", "epochs_planned", "stopped_early")
+                "should_checkpoint", "epochs_planned", "stopped_early", "checkpoint_bytes")
 
 
 def _best_epoch(frame: pd.DataFrame, metric: str, mode: str) -> pd.Series:
@@ -49,6 +49,8 @@ def build_leaderboard(results: ResultGrid, space: SearchSpace, sweep: SweepConfi
             **metrics,
             "epochs_run": int(frame["epoch"].max()),
             "time_total_s": float(frame["time_total_s"].max()),
+            # Bytes of every checkpoint the trial saved, kept or since deleted.
+            "checkpoint_mb_written": float(frame.get("checkpoint_bytes", pd.Series(dtype=float)).fillna(0).sum()) / 1e6,
         })
     leaderboard = pd.DataFrame(rows)
     if sweep.metric in leaderboard:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ from search.report import printable_leaderboard
 from search.report_upload import upload_report
 from search.schedulers import SCHEDULERS
 from search.searchers import SEARCHERS, SearchGoal, SearchPlan
+from search.storage_usage import keep_only_best_weights, measure_storage, write_storage_usage
 from search.sweep_record import SweepRecord, new_record
 from search.sweep_report import analyse_sweep, printable_effects, report_images, write_html_report
 from search.synthetic_demand import GeneratorDemand, generator_demands, generator_uses, smallest_fractions
@@ -141,6 +143,9 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
         repeats=sweep.repeats, seed=sweep.seed, device=sweep.device, synthetic_source=synthetic_source,
         metric=sweep.metric, mode=sweep.mode, checkpoint_every_epoch=sweep.scheduler == "pbt",
     )
+    # With one checkpoint kept per trial, Tune saves its experiment state with every checkpoint (so it never names
+    # a deleted one) and warns each time that happens within 5 s; that is the intended cost, not news.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
     def trainable_of(trial_space: SearchSpace) -> object:
         return tune.with_resources(
@@ -175,6 +180,9 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
     twin_callbacks = [callback for callback in [create_wandb_callback(sweep, name, report_dir)] if callback is not None]
     twin_results = train_twins(record, results, trainable_of, twin_callbacks, search_started)
     record.write(report_dir)
+    keep_only_best_weights(results, experiment_path)
+    if twin_results is not None and record.twins_path is not None:
+        keep_only_best_weights(twin_results, record.twins_path)
 
     analysis = analyse_sweep(record, results, twin_results, report_dir)
     leaderboard = analysis.leaderboard
@@ -211,6 +219,11 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
     if test_metrics_path:
         print(f"  test metrics of the best configuration: {test_metrics_path}")
     print(f"  Ray Tune results: {experiment_path}")
+    trained = [*results, *(twin_results or [])]
+    storage = measure_storage(trained, experiment_path, pool_root_of(sweep, root) if prepared.generator_demands else None)
+    write_storage_usage(report_dir / "storage.json", storage)
+    print(f"  {storage.describe()} ({report_dir / 'storage.json'})")
+    # The logging actors are quiet, so W&B's own per-run pointers are no longer printed: one line here instead.
     if sweep.wandb.mode == "offline":
         print(f"  W&B offline runs ({runs}, written after the sweep in {wandb_seconds:.1f} s): {report_dir / 'wandb'} "
               f"(upload with `wandb sync {report_dir / 'wandb'}/offline-run-*`)")
@@ -227,12 +240,10 @@ def tune_run_config(sweep: SweepConfig, name: str, storage_path: str, callbacks:
         name=name,
         storage_path=storage_path,
         callbacks=callbacks,
-        # The best-scoring checkpoint is kept for the final test evaluation, the latest for PBT.
-        checkpoint_config=tune.CheckpointConfig(
-            # PBT clones from other trials' recent checkpoints, so it needs a few more kept.
-            num_to_keep=4 if sweep.scheduler == "pbt" else 2,
-            checkpoint_score_attribute=sweep.metric, checkpoint_score_order=sweep.mode,
-        ),
+        # Every checkpoint holds the trial's best weights so far (trainables.trial.tune_trial): the latest serves
+        # resume, PBT and the final test evaluation alike. PBT clones other trials' recent checkpoints, which must
+        # outlive the clone's restore, so it keeps a few.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if sweep.scheduler == "pbt" else 1),
         # A trial that has trained its planned epochs stops before the scheduler sees the
         # result, so PBT never clones into a finished trial.
         stop=stop_after_planned_epochs,

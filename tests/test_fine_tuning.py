@@ -20,11 +20,13 @@ from trainables.backbones import create_backbone
 from trainables.checkpoint_evaluation import evaluate_checkpoint
 from trainables.datasets import SearchData, load_dataset
 from trainables.fine_tuning import ClassifierWithHead, create_classifier, lora_target_modules, trainable_parameters
-from trainables.replicas import build_model, build_replica, normalization_of, save_replicas
+from trainables.replicas import build_model, build_replica, load_saved_trial, normalization_of, save_replicas
 from trainables.training import LearningRateFactor, create_lr_scheduler, predict_logits, train_one_epoch
 from trainables.trial import EarlyStopping, TrialSettings, train_classifier
 
 CPU = torch.device("cpu")
+# Logits of a model whose weights were stored in float16 (trainables.replicas.stored_weights).
+FLOAT16 = {"rtol": 2e-3, "atol": 2e-4}
 IMAGE_SIZE = 16
 NUM_CLASSES = 3
 
@@ -215,14 +217,18 @@ def test_a_checkpoint_reloads_every_mode_with_identical_predictions(
     save_replicas(tmp_path, replicas, 2, reports[-1])
     normalization = normalization_of(trial, phantom)
     images = torch.from_numpy(phantom.val.images.copy())
-    reloaded = build_model(trial, phantom)
-    reloaded.load_state_dict(torch.load(tmp_path / "replicas.pt", weights_only=False)["replicas"][0]["model"])
     trained = predict_logits(replicas[0].model, images, normalization=normalization, device=CPU)
-    torch.testing.assert_close(predict_logits(reloaded, images, normalization=normalization, device=CPU), trained)
+    # The weights training continues from come back exactly; those kept for evaluation within float16's rounding.
+    saved = load_saved_trial(tmp_path)
+    for weights, tolerance in ((saved.training["replicas"][0]["model"], {}), (saved.replica_states[0]["model"], FLOAT16)):
+        reloaded = build_model(trial, phantom)
+        reloaded.load_state_dict(weights)
+        logits = predict_logits(reloaded, images, normalization=normalization, device=CPU)
+        torch.testing.assert_close(logits, trained, **tolerance)
     # The final evaluation's path gives the metrics the trial reported for the same images.
     metrics = evaluate_checkpoint(tmp_path, trial, phantom, phantom.val, device="cpu")
     assert metrics["balanced_accuracy"] == pytest.approx(reports[-1]["val_balanced_accuracy"])
-    assert metrics["loss"] == pytest.approx(reports[-1]["val_loss"], rel=1e-5)
+    assert metrics["loss"] == pytest.approx(reports[-1]["val_loss"], rel=1e-3)
 
 
 def test_a_replica_optimizes_only_trainable_parameters(weights: dict[str, str], phantom: SearchData) -> None:

@@ -78,6 +78,16 @@ def test_phantom_sweep_writes_leaderboard_best_config_and_wandb_runs(
         improved = scores > scores.cummax().shift(fill_value=-1.0)
         expected = improved | (progress["epoch"] == progress["epochs_planned"])
         assert (progress["checkpoint_dir_name"].notna() == expected).all(), progress_file
+        assert ((progress["checkpoint_bytes"] > 0) == expected).all(), progress_file
+    # Each trial keeps one checkpoint, its best weights without optimizer state; the sweep says what it wrote.
+    kept = [list(folder.glob("checkpoint_*")) for folder in report.glob("search_trial_*")]
+    assert len(kept) == 4 and all(len(checkpoints) == 1 for checkpoints in kept)
+    assert all(sorted(path.name for path in checkpoints[0].iterdir()) == ["replicas.pt"] for checkpoints in kept)
+    storage = json.loads((report / "storage.json").read_text())
+    kept_bytes = sum(path.stat().st_size for checkpoints in kept for path in checkpoints[0].iterdir())
+    assert storage["checkpoint_bytes_written"] >= kept_bytes > 0
+    assert storage["experiment_bytes"] > kept_bytes
+    assert leaderboard["checkpoint_mb_written"].sum() * 1e6 == pytest.approx(storage["checkpoint_bytes_written"], abs=1)
 
     # Written after the sweep: one run per trial and a summary run.
     runs = sorted((report / "wandb").glob("offline-run-*"))

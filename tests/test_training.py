@@ -222,12 +222,11 @@ def test_grad_scaler_path_trains_like_the_plain_one() -> None:
         torch.testing.assert_close(plain_weight, scaled_weight)
 
 
-def test_a_trial_checkpoints_when_its_metric_improves_and_at_its_last_epoch() -> None:
-    schedule = CheckpointSchedule("val_balanced_accuracy", "max", every_epoch=False, planned_epochs=6)
-    scores = [0.5, 0.4, 0.6, 0.6, float("nan"), 0.3]
-    wanted = [schedule.wants({"val_balanced_accuracy": score}, epoch) for epoch, score in enumerate(scores, start=1)]
+def test_a_trial_checkpoints_its_best_epoch_so_far_and_its_last_epoch() -> None:
+    schedule = CheckpointSchedule(every_epoch=False, planned_epochs=6)
+    # The best epoch so far after each epoch: the metric improved at epochs 1 and 3 only.
+    best_epochs = [1, 1, 3, 3, 3, 3]
+    wanted = [schedule.wants(epoch, best) for epoch, best in enumerate(best_epochs, start=1)]
     assert wanted == [True, False, True, False, False, True]
-    losses = CheckpointSchedule("val_loss", "min", every_epoch=False, planned_epochs=3)
-    assert [losses.wants({"val_loss": loss}, epoch) for epoch, loss in enumerate([0.9, 0.7, 0.8], start=1)] == [True, True, True]
-    every_epoch = CheckpointSchedule("val_loss", "min", every_epoch=True, planned_epochs=3)
-    assert all(every_epoch.wants({"val_loss": 1.0}, epoch) for epoch in (1, 2, 3))
+    every_epoch = CheckpointSchedule(every_epoch=True, planned_epochs=3)
+    assert all(every_epoch.wants(epoch, None) for epoch in (1, 2, 3))

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.fs
 import torch
+from ray.tune import Checkpoint
 from torch import nn
 
 from spaces import TrialConfig
@@ -27,6 +29,7 @@ from trainables.training import (
 )
 
 CHECKPOINT_FILE = "replicas.pt"
+TRAINING_STATE_FILE = "training_state.pt"
 
 
 @dataclass
@@ -46,26 +49,35 @@ class Replica:
     loss_function: nn.Module
     grad_scaler: torch.amp.GradScaler | None
 
-    def state(self) -> dict[str, Any]:
+    def evaluation_state(self, weights: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """What evaluating this seed's model needs: the given weights and the synthetic images it trained on."""
         return {
             "seed": self.seed,
             # Which synthetic images this model trained on, with its weights: the trial's provenance (DESIGN step 5).
             "synthetic_draws": [dataclasses.asdict(draw) for draw in self.synthetic_draws],
+            "model": weights,
+        }
+
+    def training_state(self) -> dict[str, Any]:
+        """What continuing to train this seed needs: the exact current weights, the optimizer's state (Adam's two
+        moments are twice the weights) and the loss scaler's."""
+        return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "grad_scaler": self.grad_scaler.state_dict() if self.grad_scaler is not None else None,
         }
 
-    def load_state(self, state: dict[str, Any], learning_rate: float, epochs_done: int) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+    def load_state(self, training: dict[str, Any], learning_rate: float, epochs_done: int) -> None:
+        """Continue from a `training_state` saved after `epochs_done` epochs."""
+        self.model.load_state_dict(training["model"])
+        self.optimizer.load_state_dict(training["optimizer"])
         # A restored optimizer brings back its old learning rate; PBT may have just mutated it. The schedule
         # starts again from the configured rate at the epoch reached.
         self.scheduler = create_lr_scheduler(
             self.optimizer, self.scheduler.lr_lambdas[0], base_lr=learning_rate, epochs_done=epochs_done
         )
-        if self.grad_scaler is not None and state.get("grad_scaler") is not None:
-            self.grad_scaler.load_state_dict(state["grad_scaler"])
+        if self.grad_scaler is not None and training.get("grad_scaler") is not None:
+            self.grad_scaler.load_state_dict(training["grad_scaler"])
 
 
 def image_tensors(images: ImageSet) -> tuple[torch.Tensor, torch.Tensor]:
@@ -121,18 +133,95 @@ def build_replica(
     )
 
 
+# float16 keeps 11 significant bits (a relative error of at most 1/2048), enough to evaluate a model; it halves
+# what every trial's best weights take in storage. Training goes on from exact float32 weights (training_state).
+STORED_WEIGHTS_DTYPE = torch.float16
+
+
+def stored_weights(replicas: list[Replica]) -> list[dict[str, torch.Tensor]]:
+    """A CPU copy of every repeat's weights as checkpoints store them for evaluation: float32 tensors in float16
+    (a tensor with values beyond float16's range stays float32), everything else as it is."""
+    return [{name: _stored(tensor) for name, tensor in replica.model.state_dict().items()} for replica in replicas]
+
+
+def _stored(tensor: torch.Tensor) -> torch.Tensor:
+    tensor = tensor.detach().to("cpu", copy=True)
+    if tensor.dtype != torch.float32:
+        return tensor
+    narrowed = tensor.to(STORED_WEIGHTS_DTYPE)
+    return narrowed if bool(torch.isfinite(narrowed).all()) or not bool(torch.isfinite(tensor).all()) else tensor
+
+
 @dataclass(frozen=True)
-class SavedTrial:
+class BestEpoch:
+    """Every repeat's weights (stored_weights) at the epoch whose searched metric, the median over repeats, was the
+    best so far."""
+
     epoch: int
     metrics: dict[str, float]
+    weights: list[dict[str, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class SavedTrial:
+    epoch: int  # epochs trained when the checkpoint was written
+    metrics: dict[str, float]  # reported at that epoch
+    best_epoch: int
+    best_metrics: dict[str, float]
+    # Per repeat: seed, synthetic draws and the best epoch's weights ("model", stored_weights): what evaluation reads.
     replica_states: list[dict[str, Any]]
+    # What continuing training needs (Replica.training_state per repeat, and the trial's own progress);
+    # None in a finished trial's checkpoint.
+    training: dict[str, Any] | None
+
+    @property
+    def best(self) -> BestEpoch:
+        return BestEpoch(self.best_epoch, self.best_metrics, [state["model"] for state in self.replica_states])
 
 
-def save_replicas(directory: Path, replicas: list[Replica], epoch: int, metrics: dict[str, float]) -> None:
-    state = {"epoch": epoch, "metrics": metrics, "replicas": [replica.state() for replica in replicas]}
+def save_replicas(
+    directory: Path,
+    replicas: list[Replica],
+    epoch: int,
+    metrics: dict[str, float],
+    *,
+    best: BestEpoch | None = None,
+    finished: bool = False,
+    progress: dict[str, Any] | None = None,
+) -> None:
+    """A trial checkpoint. CHECKPOINT_FILE holds what the final evaluation reads: the best epoch's weights (`best`;
+    None: the current weights are the best) in float16. Unless the trial has `finished`, TRAINING_STATE_FILE holds
+    what resuming and PBT need to continue exactly: the current float32 weights, optimizer and loss-scaler state,
+    and the trial's `progress` (early stopping's counters)."""
+    best = best if best is not None else BestEpoch(epoch, metrics, stored_weights(replicas))
+    state = {
+        "epoch": epoch, "metrics": metrics, "best_epoch": best.epoch, "best_metrics": best.metrics,
+        "replicas": [replica.evaluation_state(weights) for replica, weights in zip(replicas, best.weights, strict=True)],
+    }
     torch.save(state, directory / CHECKPOINT_FILE)
+    if not finished:
+        training = {
+            "progress": progress or {},
+            "replicas": [replica.training_state() for replica in replicas],
+        }
+        torch.save(training, directory / TRAINING_STATE_FILE)
 
 
 def load_saved_trial(directory: Path) -> SavedTrial:
-    saved = torch.load(Path(directory) / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
-    return SavedTrial(saved["epoch"], saved["metrics"], saved["replicas"])
+    directory = Path(directory)
+    saved = torch.load(directory / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+    training_file = directory / TRAINING_STATE_FILE
+    training = torch.load(training_file, map_location="cpu", weights_only=False) if training_file.exists() else None
+    return SavedTrial(
+        saved["epoch"], saved["metrics"], saved["best_epoch"], saved["best_metrics"], saved["replicas"], training
+    )
+
+
+def drop_training_state(checkpoint: Checkpoint) -> bool:
+    """Deletes what only continuing training needs from a Tune checkpoint of a trial that will not train again,
+    wherever the checkpoint lives (a folder, S3); True if there was something to delete."""
+    path = f"{checkpoint.path.rstrip('/')}/{TRAINING_STATE_FILE}"
+    if checkpoint.filesystem.get_file_info(path).type == pyarrow.fs.FileType.NotFound:
+        return False
+    checkpoint.filesystem.delete_file(path)
+    return True

@@ -16,7 +16,16 @@ from generators.augmentation import augment_batch, create_augmentation
 from spaces import TrialConfig
 from trainables.datasets import SearchData
 from trainables.metrics import sanitize_class_name
-from trainables.replicas import Replica, build_replica, image_tensors, load_saved_trial, normalization_of, save_replicas
+from trainables.replicas import (
+    BestEpoch,
+    Replica,
+    build_replica,
+    image_tensors,
+    load_saved_trial,
+    normalization_of,
+    save_replicas,
+    stored_weights,
+)
 from trainables.synthetic import SyntheticSource, filtered_counts
 from trainables.training import epoch_batches, evaluate, resolve_device, train_one_epoch
 
@@ -33,6 +42,10 @@ class TrialSettings:
     metric: str = "val_balanced_accuracy"
     mode: str = "max"
     checkpoint_every_epoch: bool = False
+
+
+# Reported with every result: the bytes of the checkpoint saved with it.
+CHECKPOINT_BYTES = "checkpoint_bytes"
 
 
 def repeat_seeds(settings: TrialSettings) -> list[int]:
@@ -73,9 +86,6 @@ def subset_counts(replica: Replica, data: SearchData) -> dict[str, float]:
     return counts
 
 
-EpochCallback = Callable[[dict[str, float], list[Replica], int], None]
-
-
 def improves(value: float | None, best: float | None, mode: str) -> bool:
     """A value beats the best so far (any value beats none; NaN and a missing value never do)."""
     if value is None or math.isnan(value):
@@ -100,6 +110,12 @@ class EarlyStopping:
         self.best = value if improves(value, None, self.mode) else None
         self.epochs_without_improvement = 0
 
+    def state(self) -> dict[str, float | int | None]:
+        return {"best": self.best, "epochs_without_improvement": self.epochs_without_improvement}
+
+    def restore(self, state: dict[str, float | int | None]) -> None:
+        self.best, self.epochs_without_improvement = state["best"], int(state["epochs_without_improvement"])
+
     def should_stop(self, metrics: dict[str, float]) -> bool:
         value = metrics.get(self.metric)
         if improves(value, self.best, self.mode):
@@ -107,6 +123,17 @@ class EarlyStopping:
         else:
             self.epochs_without_improvement += 1
         return bool(self.patience) and self.epochs_without_improvement >= self.patience
+
+
+@dataclass
+class TrialProgress:
+    """What a trial knows beyond its replicas: the best epoch so far with its weights, and early stopping."""
+
+    early_stopping: EarlyStopping
+    best: BestEpoch | None = None
+
+
+EpochCallback = Callable[[dict[str, float], list[Replica], int, TrialProgress], None]
 
 
 def train_classifier(
@@ -119,10 +146,12 @@ def train_classifier(
 ) -> list[Replica]:
     """Train every repeat seed, interleaved epoch by epoch so a scheduler can stop a configuration on its median.
 
-    `on_epoch(metrics, replicas, epochs_done)` receives the aggregated metrics after each epoch; the last ones of
-    a trial that early stopping ends carry `stopped_early: 1.0`. `resume_from` is a checkpoint folder written by
-    `save_replicas`; patience then counts from the checkpoint's own metrics (after a PBT exploit: from the cloned
-    model with its new hyperparameters).
+    `on_epoch(metrics, replicas, epochs_done, progress)` receives the aggregated metrics after each epoch, and the
+    best epoch so far with its weights; the last metrics of a trial that early stopping ends carry
+    `stopped_early: 1.0`. `resume_from` is a checkpoint folder written by `save_replicas`: training continues
+    exactly as if it had not stopped, early stopping's count included; under PBT (`checkpoint_every_epoch`)
+    patience counts from the checkpoint's own metrics instead, since after an exploit the cloned model trains
+    with new hyperparameters.
     """
     device = resolve_device(settings.device)
     replicas = [build_replica(trial, data, seed, device, settings.synthetic_source) for seed in repeat_seeds(settings)]
@@ -130,18 +159,33 @@ def train_classifier(
     augmentation = create_augmentation(trial.augmentation)
     validation_images, validation_labels = image_tensors(data.val)
 
-    early_stopping = EarlyStopping(settings.metric, settings.mode, trial.training.early_stopping_patience)
+    progress = TrialProgress(EarlyStopping(settings.metric, settings.mode, trial.training.early_stopping_patience))
     start_epoch = 0
     if resume_from is not None:
         saved = load_saved_trial(resume_from)
         start_epoch = saved.epoch
-        early_stopping.start_from(saved.metrics)
-        for replica, state in zip(replicas, saved.replica_states, strict=True):
-            replica.load_state(state, trial.optimizer.lr, start_epoch)
+        progress.best = saved.best
+        if saved.training is None:
+            if start_epoch < trial.training.epochs:
+                raise RuntimeError(
+                    f"checkpoint {resume_from} holds only the best weights of a finished trial (epoch {saved.best_epoch}), "
+                    f"not the optimizer state to continue from epoch {start_epoch}"
+                )
+            for replica, state in zip(replicas, saved.replica_states, strict=True):
+                replica.model.load_state_dict(state["model"])
+        else:
+            for replica, training in zip(replicas, saved.training["replicas"], strict=True):
+                replica.load_state(training, trial.optimizer.lr, start_epoch)
+        if saved.training and saved.training["progress"] and not settings.checkpoint_every_epoch:
+            # Resuming after a failure or an interrupted sweep: patience goes on counting as it would have.
+            progress.early_stopping.restore(saved.training["progress"])
+        else:
+            # After a PBT exploit patience counts from the cloned model with its new hyperparameters.
+            progress.early_stopping.start_from(saved.metrics)
         if start_epoch >= trial.training.epochs:
             # PBT can clone a finished trial into another; report its final state once so the
             # clone ends with a result instead of being perturbed again.
-            on_epoch(saved.metrics, replicas, start_epoch)
+            on_epoch(saved.metrics, replicas, start_epoch, progress)
 
     def augment(images: torch.Tensor) -> torch.Tensor:
         return augment_batch(augmentation, images)
@@ -173,48 +217,63 @@ def train_classifier(
             **aggregate_over_repeats(per_repeat), **per_repeat_values(per_repeat, settings.metric),
             **subset_counts(replicas[0], data), "epoch": epoch + 1, "epochs_planned": trial.training.epochs,
         }
-        stop = early_stopping.should_stop(reported) and epoch + 1 < trial.training.epochs
-        on_epoch({**reported, "stopped_early": 1.0} if stop else reported, replicas, epoch + 1)
+        best_value = progress.best.metrics.get(settings.metric) if progress.best is not None else None
+        if improves(reported.get(settings.metric), best_value, settings.mode):
+            progress.best = BestEpoch(epoch + 1, reported, stored_weights(replicas))
+        stop = progress.early_stopping.should_stop(reported) and epoch + 1 < trial.training.epochs
+        on_epoch({**reported, "stopped_early": 1.0} if stop else reported, replicas, epoch + 1, progress)
         if stop:
             break
     return replicas
 
 
-@dataclass
+@dataclass(frozen=True)
 class CheckpointSchedule:
-    """Which epochs a trial checkpoints: those where the searched metric improves, and the last planned one;
-    every epoch for PBT, which clones other trials' latest checkpoints.
+    """Which epochs a trial checkpoints: the best so far (so the final evaluation and the leaderboard see its
+    weights even when a scheduler stops the trial next), and the last planned one; every epoch for PBT, which
+    clones other trials' latest checkpoints.
 
-    Saving every epoch wrote every repeat's weights each epoch only for Tune to keep two, and made Tune force an
+    Saving every epoch wrote every repeat's weights each epoch only for Tune to keep one, and made Tune force an
     experiment snapshot whenever a trial had checkpointed twice since the last one (dozens of warnings per CPU
-    sweep); the best epoch, which the final test evaluation reads, is saved either way.
+    sweep).
     """
 
-    metric: str
-    mode: str
     every_epoch: bool
     planned_epochs: int
-    best: float | None = None
 
-    def wants(self, metrics: dict[str, float], epochs_done: int) -> bool:
-        value = metrics.get(self.metric)
-        improved = improves(value, self.best, self.mode)
-        if improved:
-            self.best = value
-        return improved or self.every_epoch or epochs_done >= self.planned_epochs
+    def wants(self, epochs_done: int, best_epoch: int | None) -> bool:
+        return best_epoch == epochs_done or self.every_epoch or epochs_done >= self.planned_epochs
+
+
+def write_checkpoint(
+    directory: Path, metrics: dict[str, float], replicas: list[Replica], epochs_done: int, progress: TrialProgress,
+    planned_epochs: int,
+) -> int:
+    """A trial checkpoint in `directory` (trainables.replicas.save_replicas); returns the bytes it took. A trial that
+    has trained its planned epochs or stopped early will not train again: its checkpoint holds the best weights only."""
+    finished = epochs_done >= planned_epochs or bool(metrics.get("stopped_early"))
+    save_replicas(
+        directory, replicas, epochs_done, metrics, best=progress.best, finished=finished,
+        progress=progress.early_stopping.state(),
+    )
+    return sum(path.stat().st_size for path in directory.iterdir())
 
 
 def tune_trial(trial: TrialConfig, data: SearchData, settings: TrialSettings) -> None:
-    """The Tune side: resume from Tune's checkpoint, report every epoch, checkpoint all repeats on schedule."""
-    schedule = CheckpointSchedule(settings.metric, settings.mode, settings.checkpoint_every_epoch, trial.training.epochs)
+    """The Tune side: resume from Tune's checkpoint, report every epoch, checkpoint all repeats on schedule.
 
-    def report_to_tune(metrics: dict[str, float], replicas: list[Replica], epochs_done: int) -> None:
-        if not schedule.wants(metrics, epochs_done):
-            tune.report(metrics)
+    Each checkpoint holds the best epoch's weights, so Tune keeps only a trial's latest one. Every report says
+    how many bytes its checkpoint took (`checkpoint_bytes`, 0 without one).
+    """
+    schedule = CheckpointSchedule(settings.checkpoint_every_epoch, trial.training.epochs)
+
+    def report_to_tune(metrics: dict[str, float], replicas: list[Replica], epochs_done: int, progress: TrialProgress) -> None:
+        if not schedule.wants(epochs_done, progress.best.epoch if progress.best is not None else None):
+            tune.report({**metrics, CHECKPOINT_BYTES: 0.0})
             return
         with tempfile.TemporaryDirectory() as directory:
-            save_replicas(Path(directory), replicas, epochs_done, metrics)
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+            written = write_checkpoint(Path(directory), metrics, replicas, epochs_done, progress, trial.training.epochs)
+            tune.report({**metrics, CHECKPOINT_BYTES: float(written)}, checkpoint=tune.Checkpoint.from_directory(directory))
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:

@@ -1,0 +1,180 @@
+"""What a trial's checkpoints hold: the best weights for the final evaluation always, optimizer state only while
+the trial may still train, and enough to resume exactly as if it had never stopped."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from ray import tune
+
+from search.storage_usage import measure_storage, stored_bytes
+from spaces import TrialConfig
+from trainables.checkpoint_evaluation import evaluate_checkpoint
+from trainables.datasets import SearchData, load_dataset
+from trainables.replicas import (
+    CHECKPOINT_FILE,
+    TRAINING_STATE_FILE,
+    drop_training_state,
+    load_saved_trial,
+    stored_weights,
+)
+from trainables.trial import TrialProgress, TrialSettings, train_classifier, write_checkpoint
+
+EPOCHS = 4
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def phantom() -> SearchData:
+    return load_dataset("phantom", image_size=16, phantom_count=200).for_search()
+
+
+def trial_config(**training: object) -> TrialConfig:
+    return TrialConfig.from_mapping({
+        "model": {"backbone": "basic_cnn"},
+        "optimizer": {"name": "adam", "lr": 0.003, "schedule": "cosine"},
+        "augmentation": {"policy": "hflip"},
+        "training": {"epochs": EPOCHS, "batch_size": 32, **training},
+    })
+
+
+class Recorder:
+    """What tune_trial does each epoch, minus Tune: every report, and a checkpoint folder for every epoch."""
+
+    def __init__(self, folder: Path, planned_epochs: int) -> None:
+        self.folder, self.planned_epochs = folder, planned_epochs
+        self.reports: list[dict[str, float]] = []
+        self.weights: dict[int, list[dict[str, torch.Tensor]]] = {}
+        self.stored: dict[int, list[dict[str, torch.Tensor]]] = {}
+
+    def __call__(self, metrics: dict[str, float], replicas: list, epochs_done: int, progress: TrialProgress) -> None:
+        self.reports.append(metrics)
+        self.weights[epochs_done] = [{k: v.clone() for k, v in replica.model.state_dict().items()} for replica in replicas]
+        self.stored[epochs_done] = stored_weights(replicas)
+        directory = self.checkpoint(epochs_done)
+        directory.mkdir(parents=True)
+        write_checkpoint(directory, metrics, replicas, epochs_done, progress, self.planned_epochs)
+
+    def checkpoint(self, epochs_done: int) -> Path:
+        return self.folder / f"epoch_{epochs_done}"
+
+
+def train(
+    trial: TrialConfig, data: SearchData, settings: TrialSettings, folder: Path, resume_from: Path | None = None
+) -> Recorder:
+    recorder = Recorder(folder, trial.training.epochs)
+    train_classifier(trial, data, settings, on_epoch=recorder, resume_from=resume_from)
+    return recorder
+
+
+def assert_same_weights(left: list[dict[str, torch.Tensor]], right: list[dict[str, torch.Tensor]]) -> None:
+    for left_state, right_state in zip(left, right, strict=True):
+        assert left_state.keys() == right_state.keys()
+        for name in left_state:
+            assert torch.equal(left_state[name], right_state[name]), name
+
+
+# Searching train_loss for its maximum keeps epoch 1 the best while training goes on, so mid-trial checkpoints
+# hold weights other than the best; the validation metric improves at epochs of its own choosing.
+SETTINGS = {
+    "best epoch behind": TrialSettings(repeats=2, metric="train_loss", mode="max"),
+    "validation metric": TrialSettings(repeats=2),
+}
+
+
+@pytest.mark.parametrize("settings", SETTINGS.values(), ids=SETTINGS.keys())
+def test_a_trial_resumed_from_any_mid_trial_checkpoint_ends_as_the_uninterrupted_one(
+    phantom: SearchData, settings: TrialSettings, tmp_path: Path
+) -> None:
+    trial = trial_config()
+    whole = train(trial, phantom, settings, tmp_path / "whole")
+    for stopped_at in range(1, EPOCHS):
+        checkpoint = whole.checkpoint(stopped_at)
+        assert (checkpoint / TRAINING_STATE_FILE).exists()
+        resumed = train(trial, phantom, settings, tmp_path / f"resumed_{stopped_at}", resume_from=checkpoint)
+        assert resumed.reports == whole.reports[stopped_at:]
+        assert_same_weights(resumed.weights[EPOCHS], whole.weights[EPOCHS])
+        final = load_saved_trial(resumed.checkpoint(EPOCHS))
+        assert final.best_epoch == load_saved_trial(whole.checkpoint(EPOCHS)).best_epoch
+        assert_same_weights(final.best.weights, load_saved_trial(whole.checkpoint(EPOCHS)).best.weights)
+    if settings.metric == "train_loss":
+        # The best epoch stays behind: the mid-trial checkpoints carried the current weights beside the best.
+        assert load_saved_trial(whole.checkpoint(EPOCHS)).best_epoch == 1
+        assert_same_weights(load_saved_trial(whole.checkpoint(EPOCHS)).best.weights, whole.stored[1])
+
+
+def test_early_stopping_resumes_counting_where_it_stopped(phantom: SearchData, tmp_path: Path) -> None:
+    trial = trial_config(early_stopping_patience=2)
+    settings = TrialSettings(metric="train_loss", mode="max")
+    whole = train(trial, phantom, settings, tmp_path / "whole")
+    assert [report["epoch"] for report in whole.reports] == [1, 2, 3] and whole.reports[-1]["stopped_early"] == 1.0
+    resumed = train(trial, phantom, settings, tmp_path / "resumed", resume_from=whole.checkpoint(2))
+    assert resumed.reports == whole.reports[2:]
+
+
+def test_a_finished_trial_keeps_its_best_weights_and_no_optimizer_state(phantom: SearchData, tmp_path: Path) -> None:
+    trial = trial_config()
+    settings = TrialSettings(repeats=2)
+    whole = train(trial, phantom, settings, tmp_path / "whole")
+    final = whole.checkpoint(EPOCHS)
+    assert sorted(path.name for path in final.iterdir()) == [CHECKPOINT_FILE]
+    saved = load_saved_trial(final)
+    assert saved.training is None and saved.epoch == EPOCHS
+    best_report = max(whole.reports, key=lambda report: report["val_balanced_accuracy"])
+    assert saved.best_epoch == best_report["epoch"] and saved.best_metrics == best_report
+    assert not any("state" in key or "exp_avg" in key for state in saved.replica_states for key in state)
+    # The best epoch's weights, float32 ones in float16: within float16's rounding of the trained ones.
+    assert_same_weights(saved.best.weights, whole.stored[saved.best_epoch])
+    for stored, trained in zip(saved.best.weights, whole.weights[saved.best_epoch], strict=True):
+        assert {name for name, tensor in stored.items() if tensor.dtype == torch.float16} == {
+            name for name, tensor in trained.items() if tensor.dtype == torch.float32
+        }
+        for name, tensor in trained.items():
+            torch.testing.assert_close(stored[name].to(tensor.dtype), tensor, rtol=2**-11, atol=1e-7)
+    # The final evaluation's reading of the checkpoint gives the best epoch's validation metrics.
+    metrics = evaluate_checkpoint(final, trial, phantom, phantom.val, device="cpu")
+    assert metrics["balanced_accuracy"] == pytest.approx(best_report["val_balanced_accuracy"])
+    assert metrics["loss"] == pytest.approx(best_report["val_loss"], rel=1e-3)
+    # A running trial's checkpoint carries the float32 weights and Adam's two moments per weight besides.
+    running = sum(path.stat().st_size for path in whole.checkpoint(1).iterdir())
+    assert sum(path.stat().st_size for path in final.iterdir()) < running / 6
+
+    # PBT may clone a finished trial: it reports the final metrics once and trains no further.
+    clone = train(trial, phantom, settings, tmp_path / "clone", resume_from=final)
+    assert clone.reports == [whole.reports[-1]]
+
+
+def test_training_on_from_a_checkpoint_without_optimizer_state_is_refused(phantom: SearchData, tmp_path: Path) -> None:
+    trial = trial_config()
+    whole = train(trial, phantom, TrialSettings(), tmp_path / "whole")
+    checkpoint = whole.checkpoint(2)
+    assert drop_training_state(tune.Checkpoint.from_directory(str(checkpoint)))
+    assert not drop_training_state(tune.Checkpoint.from_directory(str(checkpoint)))
+    assert sorted(path.name for path in checkpoint.iterdir()) == [CHECKPOINT_FILE]
+    with pytest.raises(RuntimeError, match="optimizer state to continue from epoch 2"):
+        train(trial, phantom, TrialSettings(), tmp_path / "resumed", resume_from=checkpoint)
+
+
+def test_stored_bytes_counts_every_file_below_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "one.bin").write_bytes(b"x" * 10)
+    (tmp_path / "a" / "b" / "two.bin").write_bytes(b"y" * 32)
+    assert stored_bytes(str(tmp_path)) == 42
+    assert stored_bytes(str(tmp_path / "missing")) == 0
+
+
+def test_a_storage_that_cannot_be_listed_costs_the_figures_not_the_report(tmp_path: Path) -> None:
+    usage = measure_storage([], "unknown-scheme://bucket/sweep", None)
+    assert (usage.checkpoint_bytes_written, usage.experiment_bytes, usage.pool_bytes) == (0, None, None)
+    assert "could not be listed" in usage.describe() and "unknown-scheme" in usage.describe()
+    assert measure_storage([], str(tmp_path), None).describe().endswith("sweep 0.0 MB, synthetic pool 0.0 MB")
