@@ -71,24 +71,30 @@ class Finalist:
         return {name: value for name, value in self.values.items() if name in space.parameters}
 
 
-def choose_finalists(leaderboard: pd.DataFrame, histories: Iterable[TrialHistory], count: int) -> list[Finalist]:
-    """The `count` best distinct configurations of the leaderboard, and the best one without synthetic images
-    (one finalist when it is among the top)."""
+def _ranked_ids(frame: pd.DataFrame | None) -> list[str]:
+    if frame is None or frame.empty or "trial_id" not in frame:
+        return []
+    ok = frame[frame["status"] == "ok"] if "status" in frame else frame
+    return list(ok["trial_id"].astype(str))
+
+
+def choose_finalists(
+    leaderboard: pd.DataFrame, histories: Iterable[TrialHistory], count: int, real_only_ranking: pd.DataFrame | None = None
+) -> list[Finalist]:
+    """The `count` best distinct configurations of the (ranked) leaderboard, and the best configuration without
+    synthetic images in `real_only_ranking` (default: the leaderboard; the driver adds the real-only twins, which
+    trained on the search's seeds too). One finalist when the best real-only configuration is among the top."""
     by_id = {history.trial_id: history for history in histories}
-    ranked = leaderboard[leaderboard["status"] == "ok"] if "status" in leaderboard else leaderboard.iloc[0:0]
     top: dict[str, TrialHistory] = {}
-    real_only: TrialHistory | None = None
-    for trial_id in ranked["trial_id"].astype(str):
+    for trial_id in _ranked_ids(leaderboard):
         history = by_id.get(trial_id)
-        if history is None:
-            continue
-        key = values_key(history.values)
-        if len(top) < count and key not in top:
-            top[key] = history
-        if real_only is None and not has_synthetic_images(history.values):
-            real_only = history
-        if len(top) >= count and real_only is not None:
+        if len(top) >= count:
             break
+        if history is not None:
+            top.setdefault(values_key(history.values), history)
+    candidates = [by_id[trial_id] for trial_id in _ranked_ids(
+        leaderboard if real_only_ranking is None else real_only_ranking) if trial_id in by_id]
+    real_only = next((history for history in candidates if not has_synthetic_images(history.values)), None)
     real_only_key = values_key(real_only.values) if real_only is not None else None
     finalists = [
         Finalist(history.trial_id, dict(history.values), rank, key == real_only_key)

@@ -72,7 +72,8 @@ def fresh_seed_generators(
 
 
 def train_and_test_finalists(
-    record: SweepRecord, leaderboard: pd.DataFrame, histories: list[TrialHistory], *, settings: TrialSettings,
+    record: SweepRecord, leaderboard: pd.DataFrame, histories: list[TrialHistory], *, real_only_ranking: pd.DataFrame,
+    settings: TrialSettings,
     trainable_of: Callable[..., Any], run_config_of: Callable[[str], tune.RunConfig], dataset: DatasetSplits,
     demands: list[GeneratorDemand], fit_fractions: dict[int, float], pool_root: str, deadline: float | None,
     report_dir: Path,
@@ -80,7 +81,7 @@ def train_and_test_finalists(
     """Retrains the finalists on fresh seeds and evaluates them once on the test split (finalists.csv,
     test_metrics.json). None when there is no finalist; the reason is kept in record.not_computed."""
     sweep, space = record.sweep, record.search_space
-    finalists = choose_finalists(leaderboard, histories, sweep.finalists)
+    finalists = choose_finalists(leaderboard, histories, sweep.finalists, real_only_ranking)
     if not finalists:
         record.not_computed["finalists"] = "no trial reported a result"
         return None

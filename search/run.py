@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import ray
 from ray import tune
 from ray.tune import ResultGrid
@@ -206,7 +207,9 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
     finalists = None
     if finalists_on(sweep):
         finalists = train_and_test_finalists(
-            record, leaderboard, analysis.histories, settings=settings, trainable_of=trainable_of,
+            record, leaderboard, analysis.histories,
+            real_only_ranking=ranked_with_twins(leaderboard, analysis.twins_leaderboard, sweep),
+            settings=settings, trainable_of=trainable_of,
             run_config_of=lambda run_name: tune_run_config(sweep, run_name, experiment_path, fresh_callbacks()),
             dataset=dataset, demands=prepared.generator_demands, fit_fractions=prepared.fit_fractions,
             pool_root=pool_root_of(sweep, root), deadline=deadline, report_dir=report_dir,
@@ -239,6 +242,15 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
         name, experiment_path, report_dir, leaderboard_path, best_config_path, test_metrics_path, plots, report_path,
         finished, errored,
     )
+
+
+def ranked_with_twins(leaderboard: pd.DataFrame, twins: pd.DataFrame | None, sweep: SweepConfig) -> pd.DataFrame:
+    """Search trials and real-only twins in one ranking: a twin is a configuration trained on the search's seeds
+    too, and may be the best real-only one."""
+    if twins is None or twins.empty or sweep.metric not in twins:
+        return leaderboard
+    combined = pd.concat([leaderboard, twins], ignore_index=True)
+    return combined.sort_values(sweep.metric, ascending=sweep.mode == "min", na_position="last", kind="stable")
 
 
 def finalists_on(sweep: SweepConfig) -> bool:
