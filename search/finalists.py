@@ -57,6 +57,7 @@ class Finalist:
     values: dict[str, Any]          # the active values, as the leaderboard has them
     rank: int | None                # its search rank when among the top k, else None
     best_real_only: bool
+    best_synthetic: bool = False
 
     @property
     def synthetic(self) -> bool:
@@ -64,7 +65,9 @@ class Finalist:
 
     @property
     def role(self) -> str:
-        roles = ([f"top {self.rank}"] if self.rank is not None else []) + (["best real-only"] if self.best_real_only else [])
+        roles = [f"top {self.rank}"] if self.rank is not None else []
+        roles += ["best real-only"] if self.best_real_only else []
+        roles += ["best synthetic"] if self.best_synthetic and self.rank is None else []
         return ", ".join(roles)
 
     def point(self, space: SearchSpace) -> dict[str, Any]:
@@ -81,27 +84,32 @@ def _ranked_ids(frame: pd.DataFrame | None) -> list[str]:
 def choose_finalists(
     leaderboard: pd.DataFrame, histories: Iterable[TrialHistory], count: int, real_only_ranking: pd.DataFrame | None = None
 ) -> list[Finalist]:
-    """The `count` best distinct configurations of the (ranked) leaderboard, and the best configuration without
-    synthetic images in `real_only_ranking` (default: the leaderboard; the driver adds the real-only twins, which
-    trained on the search's seeds too). One finalist when the best real-only configuration is among the top."""
+    """The `count` best distinct configurations of the (ranked) leaderboard, the best configuration with synthetic
+    images and the best one without (McNemar's test compares those two): the real-only one from `real_only_ranking`
+    (default: the leaderboard; the driver adds the real-only twins, which trained on the search's seeds too). A
+    configuration that is several of these is one finalist."""
     by_id = {history.trial_id: history for history in histories}
+    ranked = [by_id[trial_id] for trial_id in _ranked_ids(leaderboard) if trial_id in by_id]
     top: dict[str, TrialHistory] = {}
-    for trial_id in _ranked_ids(leaderboard):
-        history = by_id.get(trial_id)
+    for history in ranked:
         if len(top) >= count:
             break
-        if history is not None:
-            top.setdefault(values_key(history.values), history)
+        top.setdefault(values_key(history.values), history)
     candidates = [by_id[trial_id] for trial_id in _ranked_ids(
         leaderboard if real_only_ranking is None else real_only_ranking) if trial_id in by_id]
     real_only = next((history for history in candidates if not has_synthetic_images(history.values)), None)
-    real_only_key = values_key(real_only.values) if real_only is not None else None
+    synthetic = next((history for history in ranked if has_synthetic_images(history.values)), None)
+    best = {
+        "real_only": values_key(real_only.values) if real_only is not None else None,
+        "synthetic": values_key(synthetic.values) if synthetic is not None else None,
+    }
     finalists = [
-        Finalist(history.trial_id, dict(history.values), rank, key == real_only_key)
+        Finalist(history.trial_id, dict(history.values), rank, key == best["real_only"], key == best["synthetic"])
         for rank, (key, history) in enumerate(top.items(), start=1)
     ]
-    if real_only is not None and real_only_key not in top:
-        finalists.append(Finalist(real_only.trial_id, dict(real_only.values), None, True))
+    for history, role in ((synthetic, "synthetic"), (real_only, "real_only")):
+        if history is not None and best[role] not in top:
+            finalists.append(Finalist(history.trial_id, dict(history.values), None, role == "real_only", role == "synthetic"))
     return finalists
 
 

@@ -51,9 +51,9 @@ def test_finalists_are_the_top_distinct_configurations_and_the_best_real_only_on
                  _history("e", 0.0, 0.1), _history("twin", 0.0, 0.2)]
     leaderboard = pd.DataFrame({"trial_id": ["a", "b", "c", "d", "e"], "status": "ok"})
     finalists = choose_finalists(leaderboard, histories, 3)
-    # "b" repeats "a"'s configuration; the best real-only one ("e") joins the top 3.
-    assert [(f.source_trial_id, f.rank, f.best_real_only) for f in finalists] == [
-        ("a", 1, False), ("c", 2, False), ("d", 3, False), ("e", None, True)
+    # "b" repeats "a"'s configuration; the best real-only one ("e") joins the top 3, the best synthetic one is "a".
+    assert [(f.source_trial_id, f.rank, f.best_real_only, f.best_synthetic) for f in finalists] == [
+        ("a", 1, False, True), ("c", 2, False, False), ("d", 3, False, False), ("e", None, True, False)
     ]
     # A twin ranked above "e" is the best real-only configuration; one among the top is a single finalist.
     with_twins = pd.DataFrame({"trial_id": ["a", "twin", "b", "c", "d", "e"], "status": "ok"})
@@ -62,5 +62,10 @@ def test_finalists_are_the_top_distinct_configurations_and_the_best_real_only_on
     assert [(f.source_trial_id, f.role) for f in choose_finalists(top_real, histories, 2)] == [
         ("e", "top 1, best real-only"), ("a", "top 2")
     ]
-    # With no top configurations asked for, the best real-only one is still a finalist.
-    assert choose_finalists(leaderboard, histories, 0) == [Finalist("e", dict(histories[4].values), None, True)]
+    # The best synthetic configuration is a finalist even when the top holds none, so McNemar's test has its pair.
+    assert [(f.source_trial_id, f.role) for f in choose_finalists(top_real, histories, 1)] == [
+        ("e", "top 1, best real-only"), ("a", "best synthetic")
+    ]
+    assert choose_finalists(leaderboard, histories, 0) == [
+        Finalist("a", dict(histories[0].values), None, False, True), Finalist("e", dict(histories[4].values), None, True)
+    ]
