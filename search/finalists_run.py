@@ -49,6 +49,30 @@ class FinalistsRun:
         return next((o for o in self.outcomes if o.finalist.rank is not None and o.checkpoint is not None), None)
 
 
+def _generator_hash(finalist: Finalist, record: SweepRecord) -> str | None:
+    space = record.search_space
+    trial = space.resolve(finalist.point(space))
+    return trial.synthetic.settings.settings_hash if finalist.synthetic and trial.synthetic.is_active else None
+
+
+def too_costly_to_fit(
+    finalists: list[Finalist], record: SweepRecord, demands: list[GeneratorDemand], seeds: list[int], left_s: float | None
+) -> dict[str, str]:
+    """Synthetic finalists (by source trial id) left out, with why: their generators must be fit on every fresh seed,
+    and at the search's own pace (its generator seconds per fit) those fits would take more than half the time left."""
+    fitted = {demand.settings.settings_hash for demand in demands if demand.settings.needs_fit}
+    if left_s is None or not fitted:
+        return {}
+    per_fit = record.seconds.get("generators", 0.0) / (len(fitted) * record.sweep.repeats)
+    needed = {_generator_hash(finalist, record) for finalist in finalists} & fitted
+    estimate = per_fit * len(needed) * len(seeds)
+    if estimate <= 0.5 * left_s:
+        return {}
+    note = (f"not trained: its generator would need fitting on {len(seeds)} fresh seeds (about {estimate:.0f} s for "
+            f"{len(needed)} generator settings at the search's pace), more than the time budget left ({left_s:.0f} s)")
+    return {finalist.source_trial_id: note for finalist in finalists if _generator_hash(finalist, record) in needed}
+
+
 def fresh_seed_generators(
     finalists: list[Finalist], record: SweepRecord, demands: list[GeneratorDemand], fit_fractions: dict[int, float],
     dataset: DatasetSplits, pool_root: str, seeds: list[int],
@@ -56,10 +80,7 @@ def fresh_seed_generators(
     """The generators the synthetic finalists draw from, fit (or loaded from the pool) on the fresh seeds' fit
     subsets: a fitted generator learns from its seed's real subset, so new seeds need their own fits."""
     space = record.search_space
-    hashes = {
-        trial.synthetic.settings.settings_hash for trial in (space.resolve(f.point(space)) for f in finalists if f.synthetic)
-        if trial.synthetic.is_active
-    }
+    hashes = {_generator_hash(finalist, record) for finalist in finalists}
     chosen = [demand for demand in demands if demand.settings.settings_hash in hashes]
     if not chosen:
         return None
@@ -88,12 +109,21 @@ def train_and_test_finalists(
     seeds = finalist_seeds(sweep.seed, sweep.repeats)
     path = f"{record.experiment_path}/{FINALISTS_RUN_NAME}"
     started = time.monotonic()
+    resuming = sweep.resume and tune.Tuner.can_restore(path)
+    left_s = None if deadline is None or resuming else deadline - time.monotonic()
+    skipped = too_costly_to_fit(finalists, record, demands, seeds, left_s)
+    for note in sorted(set(skipped.values())):
+        print(f"\nA synthetic finalist is {note}")
+    training = [finalist for finalist in finalists if finalist.source_trial_id not in skipped]
+    generators = fresh_seed_generators(training, record, demands, fit_fractions, dataset, pool_root, seeds)
+    fresh = dataclasses.replace(
+        settings, seed=seeds[0], repeats=len(seeds), checkpoint_every_epoch=False,
+        synthetic_source=generators.source if generators is not None else settings.synthetic_source,
+    )
     results = None
-    if sweep.resume and tune.Tuner.can_restore(path):
-        results = tune.Tuner.restore(path, trainable=trainable_of(space), resume_errored=True).fit()
-    else:
-        generators = fresh_seed_generators(finalists, record, demands, fit_fractions, dataset, pool_root, seeds)
-        source = generators.source if generators is not None else settings.synthetic_source
+    if resuming:
+        results = tune.Tuner.restore(path, trainable=trainable_of(space, fresh), resume_errored=True).fit()
+    elif training:
         budget_s = None if deadline is None else deadline - time.monotonic()
         if budget_s is not None and budget_s < MINIMUM_FINALIST_BUDGET_S:
             record.not_computed["finalists"] = (
@@ -102,16 +132,16 @@ def train_and_test_finalists(
             )
             print(f"\nNo time left for the finalists: {record.not_computed['finalists']}")
             return None
-        fresh = dataclasses.replace(settings, seed=seeds[0], repeats=len(seeds), synthetic_source=source,
-                                    checkpoint_every_epoch=False)
-        print(f"\nTraining {len(finalists)} finalists on fresh seeds {seeds[0]}..{seeds[-1]} (never used by the search)"
+        print(f"\nTraining {len(training)} finalists on fresh seeds {seeds[0]}..{seeds[-1]} (never used by the search)"
               + (f", {budget_s:.0f} s of the time budget left" if budget_s is not None else ""))
-        results = run_twins(trainable_of(space, fresh), [f.point(space) for f in finalists],
+        results = run_twins(trainable_of(space, fresh), [f.point(space) for f in training],
                             run_config_of(FINALISTS_RUN_NAME), sweep, budget_s)
-        del generators  # the fresh-seed generator actors end here
+    del generators  # the fresh-seed generator actors end here
     record.seconds["finalists"] = time.monotonic() - started
     record.finalists_path = path
     outcomes = pick_checkpoints(finalists, results, space, sweep.metric, sweep.mode)
+    for outcome in outcomes:
+        outcome.note = skipped.get(outcome.finalist.source_trial_id, outcome.note)
     # The test split is read here, after the search, the twins and the finalists' training, and nowhere else.
     labels = evaluate_on_test(outcomes, dataset, sweep.device)
     test_metrics_path = write_finalist_results(outcomes, labels, report_dir, sweep.metric, sweep.mode, dataset.class_names)
