@@ -10,7 +10,8 @@ from scipy import stats
 
 CONFIDENCE = 0.95
 INTERVAL_METHOD = (
-    "95% interval across the finalist's repeat seeds: mean +/- Student t (n-1 degrees of freedom) x standard error. "
+    "95% interval across the finalist's repeat seeds: mean +/- Student t (n-1 degrees of freedom) x standard error, "
+    "clipped to the metric's range [0, 1]. "
     "A bootstrap over 3-5 seeds would only resample the same few values; the t interval says honestly how wide it is."
 )
 MCNEMAR_METHOD = (
@@ -21,9 +22,12 @@ MCNEMAR_METHOD = (
 )
 
 
-def seed_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+def seed_interval(
+    values: Sequence[float], confidence: float = CONFIDENCE, bounds: tuple[float, float] | None = None
+) -> tuple[float, float, float]:
     """(mean, low, high) of per-seed values; NaN values (a class absent from the test split) are left out, and
-    the interval is NaN with fewer than two values."""
+    the interval is NaN with fewer than two values. `bounds`: the metric's range, which the interval is clipped to
+    (a t interval over 3 seeds of a recall can otherwise reach past 1)."""
     finite = np.asarray([value for value in values if not math.isnan(value)], np.float64)
     if len(finite) == 0:
         return math.nan, math.nan, math.nan
@@ -31,7 +35,10 @@ def seed_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tu
     if len(finite) < 2:
         return mean, math.nan, math.nan
     half = float(stats.t.ppf(0.5 + confidence / 2, len(finite) - 1) * finite.std(ddof=1) / math.sqrt(len(finite)))
-    return mean, mean - half, mean + half
+    low, high = mean - half, mean + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return mean, low, high
 
 
 def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> dict[str, float]:

@@ -187,7 +187,7 @@ def finalists_table(outcomes: list[FinalistOutcome], metric: str, class_names: I
             "epochs_run": outcome.epochs_run, f"val_{metric.removeprefix('val_')}": outcome.validation,
         }
         for name in metrics:
-            mean, low, high = seed_interval([e.metrics.get(name, math.nan) for e in outcome.evaluations])
+            mean, low, high = seed_interval([e.metrics.get(name, math.nan) for e in outcome.evaluations], bounds=(0.0, 1.0))
             row[f"test_{name}"], row[f"test_{name}_ci_low"], row[f"test_{name}_ci_high"] = mean, low, high
         row["note"] = outcome.note
         row.update(finalist.values)
@@ -237,7 +237,7 @@ def write_finalist_results(
         intervals = {}
         for name in reported_metrics(class_names):
             per_seed = [e.metrics.get(name, math.nan) for e in outcome.evaluations]
-            mean, low, high = seed_interval(per_seed)
+            mean, low, high = seed_interval(per_seed, bounds=(0.0, 1.0))
             intervals[name] = {"mean": mean, "ci_low": low, "ci_high": high, "per_seed": per_seed}
         finalists.append({
             "role": outcome.finalist.role, "search_trial_id": outcome.finalist.source_trial_id,

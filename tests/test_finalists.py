@@ -39,6 +39,8 @@ def test_seed_interval_is_the_t_interval() -> None:
     half = 4.302652729911275 / math.sqrt(3)
     assert (mean, low, high) == pytest.approx((2.0, 2.0 - half, 2.0 + half))
     assert math.isnan(seed_interval([0.5])[1]) and seed_interval([0.5, math.nan])[0] == 0.5
+    # A bounded metric's interval stays in its range.
+    assert seed_interval([0.0, 1.0, 1.0], bounds=(0.0, 1.0))[1:] == (0.0, 1.0)
 
 
 def _history(trial_id: str, proportion: float, lr: float) -> TrialHistory:
