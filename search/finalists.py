@@ -26,7 +26,6 @@ from spaces import SearchSpace, TrialConfig, plain_value
 from trainables.checkpoint_evaluation import RepeatEvaluation, evaluate_repeats
 from trainables.datasets import DatasetSplits
 from trainables.metrics import sanitize_class_name
-from trainables.trial import aggregate_over_repeats
 
 FINALISTS_RUN_NAME = "finalists"
 FINALISTS_FILE = "finalists.csv"
@@ -231,7 +230,7 @@ def write_finalist_results(
     best = next((outcome for outcome in outcomes if outcome.evaluations and outcome.finalist.rank is not None), None)
     if best is None or labels is None:
         return None
-    median = aggregate_over_repeats([evaluation.metrics for evaluation in best.evaluations])
+    median = median_over_seeds([evaluation.metrics for evaluation in best.evaluations])
     finalists = []
     for outcome in outcomes:
         intervals = {}
@@ -254,6 +253,16 @@ def write_finalist_results(
     path = report_dir / TEST_METRICS_FILE
     atomic_write(path, json.dumps(document, indent=2, default=_json_value))
     return path
+
+
+def median_over_seeds(per_seed: list[dict[str, float]]) -> dict[str, float]:
+    """`<name>` as the median over seeds and `<name>_std` as their spread, as trials report (trainables.trial's
+    aggregate_over_repeats); NaN where a metric is undefined (a class absent from the test split)."""
+    aggregated: dict[str, float] = {}
+    for name in per_seed[0]:
+        values = np.asarray([metrics[name] for metrics in per_seed], np.float64)
+        aggregated[name], aggregated[f"{name}_std"] = float(np.median(values)), float(values.std())
+    return aggregated
 
 
 def _json_value(value: Any) -> Any:
