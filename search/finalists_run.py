@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 from ray import tune
 
+from generators.pool import PoolKey, SyntheticPool
 from search.finalists import (
     FINALISTS_RUN_NAME,
     Finalist,
@@ -30,7 +31,8 @@ from search.synthetic_demand import GeneratorDemand
 from search.synthetic_filter_setup import attach_label_filters, space_uses_label_filter
 from search.synthetic_setup import PreparedGenerators, prepare_generators
 from search.twins import TrialHistory, run_twins
-from trainables.datasets import DatasetSplits
+from trainables.datasets import DatasetSplits, SearchData
+from trainables.synthetic import SyntheticSource
 from trainables.trial import TrialSettings
 
 # Less than this left of the time budget cannot train a finalist's first epoch and would only start Tune.
@@ -56,20 +58,36 @@ def _generator_hash(finalist: Finalist, record: SweepRecord) -> str | None:
 
 
 def too_costly_to_fit(
-    finalists: list[Finalist], record: SweepRecord, demands: list[GeneratorDemand], seeds: list[int], left_s: float | None
+    finalists: list[Finalist], record: SweepRecord, demands: list[GeneratorDemand], data: SearchData,
+    fit_fractions: dict[int, float], pool_root: str, seeds: list[int], left_s: float | None,
 ) -> dict[str, str]:
-    """Synthetic finalists (by source trial id) left out, with why: their generators must be fit on every fresh seed,
-    and at the search's own pace (its generator seconds per fit) those fits would take more than half the time left."""
-    fitted = {demand.settings.settings_hash for demand in demands if demand.settings.needs_fit}
-    if left_s is None or not fitted:
+    """Synthetic finalists (by source trial id) left out, with why: their generators must be fit on every fresh seed
+    the pool holds no fit for, and those fits (at the pace of the search's own fits, as the pool recorded them)
+    would take more than half the time left."""
+    if left_s is None:
         return {}
-    per_fit = record.seconds.get("generators", 0.0) / (len(fitted) * record.sweep.repeats)
-    needed = {_generator_hash(finalist, record) for finalist in finalists} & fitted
-    estimate = per_fit * len(needed) * len(seeds)
-    if estimate <= 0.5 * left_s:
+    hashes = {_generator_hash(finalist, record) for finalist in finalists}
+    pool, source = SyntheticPool(pool_root), SyntheticSource(pool_root=pool_root, fit_fractions=fit_fractions)
+    estimate, needed = 0.0, set()
+    for demand in demands:
+        settings = demand.settings
+        if not settings.needs_fit or settings.settings_hash not in hashes:
+            continue
+
+        def stored(seed: int) -> PoolKey | None:
+            return pool.find_generator(source.pool_key(settings, data, seed), settings.fit_settings_hash)  # noqa: B023
+
+        paces = [float(pool.generator_info(key).get("fit_seconds", 0.0))
+                 for key in (stored(seed) for seed in range(record.sweep.seed, record.sweep.seed + record.sweep.repeats))
+                 if key is not None]
+        missing = [seed for seed in seeds if stored(seed) is None]
+        if missing:
+            needed.add(settings.settings_hash)
+            estimate += (max(paces) if paces else record.seconds.get("generators", 0.0)) * len(missing)
+    if not needed or estimate <= 0.5 * left_s:
         return {}
-    note = (f"not trained: its generator would need fitting on {len(seeds)} fresh seeds (about {estimate:.0f} s for "
-            f"{len(needed)} generator settings at the search's pace), more than the time budget left ({left_s:.0f} s)")
+    note = (f"not trained: its generator would need fitting on the fresh seeds (about {estimate:.0f} s at the search's "
+            f"pace), more than half the time budget left ({left_s:.0f} s)")
     return {finalist.source_trial_id: note for finalist in finalists if _generator_hash(finalist, record) in needed}
 
 
@@ -111,7 +129,7 @@ def train_and_test_finalists(
     started = time.monotonic()
     resuming = sweep.resume and tune.Tuner.can_restore(path)
     left_s = None if deadline is None or resuming else deadline - time.monotonic()
-    skipped = too_costly_to_fit(finalists, record, demands, seeds, left_s)
+    skipped = too_costly_to_fit(finalists, record, demands, dataset.for_search(), fit_fractions, pool_root, seeds, left_s)
     for note in sorted(set(skipped.values())):
         print(f"\nA synthetic finalist is {note}")
     training = [finalist for finalist in finalists if finalist.source_trial_id not in skipped]
