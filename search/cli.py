@@ -70,7 +70,9 @@ def _add_field(parser: argparse.ArgumentParser, name: str, field: FieldInfo, des
             default=argparse.SUPPRESS,
         )
         return
-    if typing.get_origin(field.annotation) is dict:
+    nested = [argument for argument in typing.get_args(field.annotation) if isinstance(argument, type)
+              and issubclass(argument, BaseModel)]
+    if typing.get_origin(field.annotation) is dict or nested:
         parser.add_argument(
             _flag(name), dest=destination, type=_mapping, metavar="YAML", help=help_text, default=argparse.SUPPRESS
         )

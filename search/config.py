@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
+from search.synthetic_quality import QualitySettings
 from spaces import ConfigError, SearchSpace, StrictModel, load_space, read_yaml
 from spaces.schema import config_error_from
 
@@ -83,7 +84,20 @@ class SweepConfig(StrictModel):
         True, description="after the search, train the real-only twin (synthetic proportion 0, same seeds) of every "
         "configuration with synthetic images that the searcher did not draw, for the paired synthetic effect",
     )
-    final_test: bool = Field(True, description="after the search, evaluate the best configuration once on the test split")
+    final_test: bool = Field(
+        True, description="after the search, retrain the finalists on fresh seeds and evaluate them once on the test split"
+    )
+    finalists: int = Field(
+        3, ge=0, le=50, description="configurations of the leaderboard's top retrained on fresh seeds (seed + 1000 + r) "
+        "with the best real-only one, then tested once on the test split; 0: no finalists and no test evaluation",
+    )
+    answer_budget_share: float = Field(
+        0.3, ge=0.0, lt=1.0, description="share of time_budget_s kept for the answer (real-only twins and finalists): "
+        "the search gets the rest",
+    )
+    quality: QualitySettings = Field(
+        default_factory=QualitySettings, description="synthetic-image quality after the sweep (synthetic_quality.csv)"
+    )
     pool: str | None = Field(
         None, description="synthetic image pool: a folder or URI shared by sweeps; default: <storage>/synthetic_pool"
     )

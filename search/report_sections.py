@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from search.finalists import FINALIST_SEED_OFFSET, FINALISTS_FILE, TEST_METRICS_FILE
 from search.report_html import ReportContext, ReportSection, escape, image, table
 from search.synthetic_effect import COMPARISON_NOTE
 from search.value_curve import EQUIVALENT_METHOD, FRACTION
@@ -96,34 +97,80 @@ def curve_section(context: ReportContext) -> str | None:
     return "".join(parts)
 
 
-def test_section(context: ReportContext) -> str | None:
-    metrics = context.json("test_metrics.json")
-    if metrics is None:
-        return None
-    values = pd.DataFrame(
-        [(key, value) for key, value in metrics.items() if key.startswith("test_") and isinstance(value, int | float)],
-        columns=["metric", "value"],
-    )
-    return f"<p>Trial {escape(metrics.get('trial_id'))}, its best checkpoint, on the test split (read once).</p>" + table(
-        values
-    )
+def _not_computed(context: ReportContext, part: str) -> str | None:
+    reason = context.record.not_computed.get(part)
+    return f'<p class="missing">Not computed: {escape(reason)}.</p>' if reason else None
+
+
+def finalists_section(context: ReportContext) -> str | None:
+    finalists = context.csv(FINALISTS_FILE)
+    metrics = context.json(TEST_METRICS_FILE)
+    if finalists is None or finalists.empty:
+        return _not_computed(context, "finalists")
+    sweep = context.record.sweep
+    rows = []
+    for row in finalists.to_dict("records"):
+        shown = {"role": row["role"], "synthetic": "yes" if row["synthetic"] else "no",
+                 "search trial": row["search_trial_id"], "finalist trial": row["finalist_trial_id"], "seeds": row["seeds"]}
+        for name in ("balanced_accuracy", "auroc", "f1_macro"):
+            mean, low, high = row.get(f"test_{name}"), row.get(f"test_{name}_ci_low"), row.get(f"test_{name}_ci_high")
+            shown[name] = "" if pd.isna(mean) else f"{mean:.4f}" + ("" if pd.isna(low) else f" [{low:.4f}, {high:.4f}]")
+        shown["note"] = row.get("note") if isinstance(row.get("note"), str) else ""
+        rows.append(shown)
+    per_class = [column for column in finalists if column.startswith(("test_recall_", "test_f1_"))
+                 and not column.endswith(("_ci_low", "_ci_high")) and column != "test_f1_macro"]
+    parts = [
+        f"<p>The top {sweep.finalists} configurations and the best real-only one, retrained on fresh repeat seeds "
+        f"(seed + {FINALIST_SEED_OFFSET} + r, never used by the search), each at its best epoch by "
+        f"{escape(sweep.metric)}, then evaluated once on the test split. Mean over seeds [95% interval].</p>",
+        table(pd.DataFrame(rows).astype(str)),
+    ]
+    if per_class:
+        parts.append("<h3>Per class (mean over seeds)</h3>"
+                     + table(finalists[["role", *per_class]].rename(columns=lambda c: c.removeprefix("test_"))))
+    if metrics is not None:
+        mcnemar = metrics.get("mcnemar", {})
+        if "p_value" in mcnemar:
+            parts.append(
+                "<h3>McNemar's exact test: best synthetic vs best real-only finalist</h3>"
+                + table(pd.DataFrame([{key: mcnemar[key] for key in (
+                    "synthetic_trial_id", "real_only_trial_id", "seed", "synthetic_only_correct", "real_only_only_correct",
+                    "both_correct", "both_wrong", "p_value")}]))
+                + f'<p class="note">{escape(mcnemar["method"])}</p>'
+            )
+        else:
+            parts.append(f'<p class="missing">McNemar\'s test {escape(mcnemar.get("note", "not computed"))}.</p>')
+        parts.append(f'<p class="note">{escape(metrics.get("interval_method", ""))}</p>')
+    return "".join(parts) + (_not_computed(context, "finalists") or "")
 
 
 def quality_section(context: ReportContext) -> str | None:
     quality = context.csv("synthetic_quality.csv")
-    grids = sorted(context.report_dir.glob("samples*.png"))
+    grids = sorted(context.report_dir.glob("samples/samples_*.png"))
     if quality is None and not grids:
-        return None
-    parts = [table(quality)] if quality is not None else []
-    parts += [image(path, path.stem) for path in grids]
+        return _not_computed(context, "quality")
+    parts = []
+    if quality is not None:
+        parts.append("<p>Per generator, settings and class, in the feature space of the encoder named below: Fréchet "
+                     "distance and KID (lower: closer to the real training images), precision / recall, density / "
+                     "coverage, the share memorized (nearer a training image than training images are to each other), "
+                     "label fidelity (the real-only classifier agrees with the label) and the classification accuracy "
+                     "score (a classifier trained on synthetic images alone, tested on real validation images).</p>")
+        parts.append(table(quality))
+    copies = context.csv("synthetic_near_copies.csv")
+    if copies is not None and not copies.empty:
+        parts.append(f"<h3>Near-copies of training images ({len(copies)})</h3>" + table(copies.head(LEADERBOARD_ROWS)))
+    parts += [image(path, f"{path.stem}: synthetic samples, each over its nearest real training image") for path in grids]
     return "".join(parts)
 
 
 def gradcam_section(context: ReportContext) -> str | None:
     maps = sorted(context.report_dir.glob("gradcam_*.png"))
     if not maps:
-        return None
-    return "".join(image(path, f"class {path.stem.removeprefix('gradcam_')}") for path in maps)
+        return _not_computed(context, "gradcam")
+    return "<p>Where the best model looks, per class: real validation images and synthetic images it trained on.</p>" + "".join(
+        image(path, f"class {path.stem.removeprefix('gradcam_')}") for path in maps
+    )
 
 
 def plots_section(context: ReportContext) -> str | None:
@@ -142,7 +189,9 @@ def cost_section(context: ReportContext) -> str | None:
             rows.append((f"{label}: {len(seconds)} trials, seconds summed over trials", seconds.sum()))
             rows.append((f"{label}: median seconds per trial", seconds.median()))
     labels = {"generators": "generator fits and images made before trials (wall seconds)",
-              "search": "search (wall seconds)", "twins": "real-only twins after the search (wall seconds)"}
+              "search": "search (wall seconds)", "twins": "real-only twins after the search (wall seconds)",
+              "finalists": "finalists on fresh seeds, with their test evaluation (wall seconds)",
+              "quality": "synthetic-image quality (wall seconds)", "gradcam": "Grad-CAM maps (wall seconds)"}
     rows += [(labels.get(key, key), value) for key, value in context.record.seconds.items()]
     if not rows:
         return None
@@ -155,10 +204,10 @@ SECTIONS: list[ReportSection] = [
     ReportSection("Leaderboard", leaderboard_section, "no trial reported a result"),
     ReportSection("Synthetic effect against real-only twins", effect_section, "no configuration had synthetic images"),
     ReportSection("Value of synthetic data", curve_section, f"no trial reported {FRACTION}"),
-    ReportSection("Best configuration on the test split", test_section, "the final test did not run (--no-final-test)"),
+    ReportSection("Finalists on fresh seeds, on the test split", finalists_section, "no finalists.csv in the report folder"),
     ReportSection(
         "Synthetic images: samples and quality", quality_section,
-        "no synthetic_quality.csv or sample grid (samples*.png) in the report folder",
+        "no synthetic_quality.csv or sample grid (samples/samples_*.png) in the report folder",
     ),
     ReportSection("Grad-CAM, real vs synthetic", gradcam_section, "no gradcam_<class>.png in the report folder"),
     ReportSection("Other plots", plots_section, "no plots"),

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from ray import tune
 from ray.tune import ResultGrid
 from ray.tune.schedulers import TrialScheduler
@@ -17,9 +18,10 @@ from ray.tune.schedulers import TrialScheduler
 from generators import GeneratorError
 from search.cli import build_parser, flags_to_settings
 from search.config import SweepConfig, build_sweep_config, read_config_file
-from search.final_evaluation import evaluate_best_on_test
+from search.finalists_run import train_and_test_finalists
 from search.ray_connection import connect_to_ray
 from search.report import printable_leaderboard
+from search.report_extras import write_optional_parts
 from search.report_upload import upload_report
 from search.schedulers import SCHEDULERS
 from search.searchers import SEARCHERS, SearchGoal, SearchPlan
@@ -147,9 +149,9 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
     # a deleted one) and warns each time that happens within 5 s; that is the intended cost, not news.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
-    def trainable_of(trial_space: SearchSpace) -> object:
+    def trainable_of(trial_space: SearchSpace, trial_settings: TrialSettings = settings) -> object:
         return tune.with_resources(
-            tune.with_parameters(search_trial, data=search_data, space=trial_space, settings=settings),
+            tune.with_parameters(search_trial, data=search_data, space=trial_space, settings=trial_settings),
             {"cpu": sweep.resources.cpus, "gpu": sweep.resources.gpus},
         )
 
@@ -167,18 +169,24 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
                 metric=sweep.metric, mode=sweep.mode, search_alg=plan.search_algorithm,
                 scheduler=prepared.scheduler,
                 num_samples=plan.num_samples, max_concurrent_trials=sweep.max_concurrent,
-                time_budget_s=sweep.time_budget_s,
+                time_budget_s=search_budget_s(sweep),
                 # Starting a worker process (torch, timm, Ray imports) costs seconds; trials reuse them.
                 reuse_actors=True,
             ),
             run_config=tune_run_config(sweep, name, root, callbacks),
         )
     search_started = time.monotonic()
+    # The search gets time_budget_s x (1 - answer_budget_share); twins and finalists share the rest, to the deadline.
+    deadline = search_started + sweep.time_budget_s if sweep.time_budget_s is not None else None
     results = tuner.fit()
     record.seconds["search"] = time.monotonic() - search_started
-    # A fresh W&B callback (online mode) for the twins' run: Ray's callback keeps per-experiment state.
-    twin_callbacks = [callback for callback in [create_wandb_callback(sweep, name, report_dir)] if callback is not None]
-    twin_results = train_twins(record, results, trainable_of, twin_callbacks, search_started)
+
+    def fresh_callbacks() -> list:
+        # A fresh W&B callback (online mode) per extra Tune run: Ray's callback keeps per-experiment state.
+        return [callback for callback in [create_wandb_callback(sweep, name, report_dir)] if callback is not None]
+
+    twin_budget_s = None if deadline is None else (deadline - time.monotonic()) * (0.5 if finalists_on(sweep) else 1.0)
+    twin_results = train_twins(record, results, trainable_of, fresh_callbacks(), twin_budget_s)
     record.write(report_dir)
     keep_only_best_weights(results, experiment_path)
     if twin_results is not None and record.twins_path is not None:
@@ -204,9 +212,21 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
 
     best_config_path = analysis.best_config_path
     plots = tuple(analysis.plots)
-    test_metrics_path = (
-        evaluate_best_on_test(results, leaderboard, space, sweep, dataset, report_dir) if sweep.final_test else None
-    )
+    finalists = None
+    if finalists_on(sweep):
+        finalists = train_and_test_finalists(
+            record, leaderboard, analysis.histories,
+            real_only_ranking=ranked_with_twins(leaderboard, analysis.twins_leaderboard, sweep),
+            settings=settings, trainable_of=trainable_of,
+            run_config_of=lambda run_name: tune_run_config(sweep, run_name, experiment_path, fresh_callbacks()),
+            dataset=dataset, demands=prepared.generator_demands, fit_fractions=prepared.fit_fractions,
+            pool_root=pool_root_of(sweep, root), deadline=deadline, report_dir=report_dir,
+        )
+    else:
+        record.not_computed["finalists"] = "finalists are off (finalists: 0 or --no-final-test): the test split was not read"
+    test_metrics_path = finalists.test_metrics_path if finalists is not None else None
+    write_optional_parts(record, report_dir, results, leaderboard, search_data, pool_root_of(sweep, root), finalists)
+    record.write(report_dir)
     report_path = write_html_report(record, report_dir)
     started = time.monotonic()
     runs = write_wandb_runs(sweep, name, report_dir, analysis.histories, analysis.tables, report_images(report_dir))
@@ -217,7 +237,9 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
     for path in plots:
         print(f"  plot: {path}")
     if test_metrics_path:
-        print(f"  test metrics of the best configuration: {test_metrics_path}")
+        print(f"  finalists on fresh seeds, tested once: {report_dir / 'finalists.csv'}, {test_metrics_path}")
+    if (report_dir / "synthetic_quality.csv").is_file():
+        print(f"  synthetic-image quality: {report_dir / 'synthetic_quality.csv'} (sample grids in {report_dir / 'samples'})")
     print(f"  Ray Tune results: {experiment_path}")
     trained = [*results, *(twin_results or [])]
     storage = measure_storage(trained, experiment_path, pool_root_of(sweep, root) if prepared.generator_demands else None)
@@ -233,6 +255,27 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
         name, experiment_path, report_dir, leaderboard_path, best_config_path, test_metrics_path, plots, report_path,
         finished, errored,
     )
+
+
+def ranked_with_twins(leaderboard: pd.DataFrame, twins: pd.DataFrame | None, sweep: SweepConfig) -> pd.DataFrame:
+    """Search trials and real-only twins in one ranking: a twin is a configuration trained on the search's seeds
+    too, and may be the best real-only one."""
+    if twins is None or twins.empty or sweep.metric not in twins:
+        return leaderboard
+    combined = pd.concat([leaderboard, twins], ignore_index=True)
+    return combined.sort_values(sweep.metric, ascending=sweep.mode == "min", na_position="last", kind="stable")
+
+
+def finalists_on(sweep: SweepConfig) -> bool:
+    return sweep.final_test and sweep.finalists > 0
+
+
+def search_budget_s(sweep: SweepConfig) -> float | None:
+    """The search's share of the time budget: the rest is kept for the answer (twins and finalists) when either runs."""
+    if sweep.time_budget_s is None:
+        return None
+    share = sweep.answer_budget_share if (sweep.twins or finalists_on(sweep)) else 0.0
+    return sweep.time_budget_s * (1.0 - share)
 
 
 def tune_run_config(sweep: SweepConfig, name: str, storage_path: str, callbacks: list) -> tune.RunConfig:
@@ -255,10 +298,11 @@ TWINS_RUN_NAME = "twins"
 
 
 def train_twins(
-    record: SweepRecord, results: ResultGrid, trainable_of: Callable, callbacks: list, search_started: float
+    record: SweepRecord, results: ResultGrid, trainable_of: Callable, callbacks: list, budget_s: float | None
 ) -> ResultGrid | None:
     """The real-only twins the searcher did not draw, as one more Tune run inside the sweep's folder, within
-    what is left of the time budget. Sets record.twins_path and, when some twins are missing, record.twins_note."""
+    `budget_s` (their part of the time budget; None: no budget). Sets record.twins_path and, when some twins are
+    missing, record.twins_note."""
     sweep, space = record.sweep, record.search_space
     twins = twin_space(space)
     path = f"{record.experiment_path}/{TWINS_RUN_NAME}"
@@ -275,14 +319,11 @@ def train_twins(
         record.twins_note = ("PBT changes a trial's hyperparameters while it trains, so it has no fixed real-only twin; "
                              "only twins the searcher drew are compared")
         return None
-    budget_s = None
-    if sweep.time_budget_s is not None:
-        budget_s = sweep.time_budget_s - (time.monotonic() - search_started)
-        if budget_s < MINIMUM_TWIN_BUDGET_S:
-            record.twins_note = (f"the time budget ({sweep.time_budget_s:g} s) was spent by the search: {len(points)} "
-                                 "real-only twins were not trained (raise --time-budget-s)")
-            print(f"\nNo time left for {len(points)} real-only twins: {record.twins_note}")
-            return None
+    if budget_s is not None and budget_s < MINIMUM_TWIN_BUDGET_S:
+        record.twins_note = (f"the time budget ({sweep.time_budget_s:g} s) was spent by the search: {len(points)} "
+                             "real-only twins were not trained (raise --time-budget-s or --answer-budget-share)")
+        print(f"\nNo time left for {len(points)} real-only twins: {record.twins_note}")
+        return None
     print(f"\nTraining {len(points)} real-only twins of configurations with synthetic images"
           + (f" ({budget_s:.0f} s of the time budget left)" if budget_s is not None else ""))
     started = time.monotonic()

@@ -23,7 +23,10 @@ class SweepRecord:
     twins_path: str | None = None
     # Why some synthetic configurations have no twin ("twins: false", "time budget spent"), or "".
     twins_note: str = ""
-    seconds: dict[str, float] = field(default_factory=dict)  # generator preparation, search, twins
+    seconds: dict[str, float] = field(default_factory=dict)  # generator preparation, search, twins, finalists, ...
+    finalists_path: str | None = None
+    # Optional parts of the report that were not computed, by part ("finalists", "quality", "gradcam"): the reason.
+    not_computed: dict[str, str] = field(default_factory=dict)
 
     @property
     def sweep(self) -> SweepConfig:

@@ -89,7 +89,7 @@ def analyse_sweep(record: SweepRecord, results: Any, twin_results: Any | None, r
 
 def report_images(report_dir: Path) -> list[Path]:
     """Every figure of the report folder (plots/, and sample grids or Grad-CAM maps beside the CSVs), for W&B."""
-    return sorted(report_dir.glob("plots/*.png")) + sorted(report_dir.glob("*.png"))
+    return sorted(report_dir.glob("plots/*.png")) + sorted(report_dir.glob("samples/*.png")) + sorted(report_dir.glob("*.png"))
 
 
 def write_html_report(record: SweepRecord, report_dir: Path) -> Path:

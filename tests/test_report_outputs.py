@@ -66,11 +66,34 @@ def test_report_is_self_contained_and_marks_what_is_not_computed(tmp_path: Path)
     assert "link" not in parser.tags and "script" not in parser.tags
     assert "cannot be computed" in page and "1 repeat" in page
     # Absent data (no Grad-CAM maps, no quality table) is said, not left out.
-    for title in ("Grad-CAM, real vs synthetic", "Synthetic images: samples and quality", "Best configuration on the test split"):
+    for title in ("Grad-CAM, real vs synthetic", "Synthetic images: samples and quality",
+                  "Finalists on fresh seeds, on the test split"):
         section = page.split(title, 1)[1].split("</section>", 1)[0]
         assert "Not computed" in section, title
     assert "<p>added later</p>" in page and page.index("A later part") > page.index("Cost of the sweep")
     assert record.name in page and "page-break-inside: avoid" in page
+
+
+def test_an_optional_part_that_fails_prints_one_line_and_the_report_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from search.report_extras import GRADCAM, _attempt
+
+    record = report_folder(tmp_path)
+
+    def failing() -> str:
+        raise RuntimeError("the best model has no feature map larger than 1x1\nsecond line")
+
+    _attempt(record, GRADCAM, "Grad-CAM of the best model", failing)
+    printed = capsys.readouterr().out.strip().splitlines()
+    reason = "RuntimeError: the best model has no feature map larger than 1x1"
+    assert printed == [f"Grad-CAM of the best model not computed: {reason}"]
+    record.write(tmp_path)
+    page = render(ReportContext(tmp_path, SweepRecord.read(tmp_path)), SECTIONS)
+    section = page.split("Grad-CAM, real vs synthetic", 1)[1].split("</section>", 1)[0]
+    assert f"Not computed: {reason}." in section
+    _attempt(record, GRADCAM, "Grad-CAM of the best model", lambda: "4 maps")
+    assert GRADCAM not in record.not_computed
 
 
 def wandb_records(path: Path) -> list:

@@ -45,7 +45,7 @@ def test_phantom_sweep_writes_leaderboard_best_config_and_wandb_runs(
     monkeypatch.setenv("WANDB_API_KEY", secret)
     code = run_sweep(
         tmp_path, "--data", "phantom", "--phantom-count", "300", "--image-size", "24", "--num-samples", "4",
-        "--repeats", "2", "--name", "phantom", "--wandb-mode", "offline",
+        "--repeats", "2", "--name", "phantom", "--wandb-mode", "offline", "--finalists", "1",
     )
     assert code == 0
     report = tmp_path / "results" / "phantom"
@@ -69,6 +69,8 @@ def test_phantom_sweep_writes_leaderboard_best_config_and_wandb_runs(
 
     test_metrics = json.loads((report / "test_metrics.json").read_text())
     assert 0.0 <= test_metrics["test_balanced_accuracy"] <= 1.0 and test_metrics["trial_id"] == leaderboard.iloc[0]["trial_id"]
+    # The best configuration, retrained on three fresh seeds, is the one finalist (it is the best real-only one too).
+    assert [(f["role"], f["seeds"]) for f in test_metrics["finalists"]] == [("top 1, best real-only", [1000, 1001, 1002])]
     assert list((report / "plots").glob("*.png"))
 
     # Checkpoints are written when the searched metric improves and at the last planned epoch, not every epoch.
@@ -168,7 +170,7 @@ def test_resume_of_an_unknown_sweep_is_refused(tmp_path: Path, ray_cluster: None
 def test_pneumoniamnist_sweep(tmp_path: Path, ray_cluster: None, shared_data: Path) -> None:
     code = run_sweep(
         tmp_path, "--data", str(shared_data / "pneumoniamnist.npz"), "--num-samples", "4", "--name", "pneumonia",
-        "--metric", "val_auroc", "--wandb-mode", "disabled",
+        "--metric", "val_auroc", "--wandb-mode", "disabled", "--finalists", "1",
     )
     assert code == 0
     leaderboard = pd.read_csv(tmp_path / "results" / "pneumonia" / "leaderboard.csv")

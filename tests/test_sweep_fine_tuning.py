@@ -46,7 +46,7 @@ def test_a_sweep_searches_fine_tuning_modes_heads_schedules_and_early_stopping(
     code = main([
         "--storage", str(tmp_path / "results"), "--space", str(tmp_path / "space.yaml"), "--data", "phantom",
         "--phantom-count", "200", "--image-size", str(IMAGE_SIZE), "--searcher", "grid", "--scheduler", "none",
-        "--name", "modes", "--wandb-mode", "disabled", "--max-concurrent", "2", "--metric", "val_auroc",
+        "--name", "modes", "--wandb-mode", "disabled", "--max-concurrent", "2", "--metric", "val_auroc", "--finalists", "1",
     ])
     assert code == 0
     report = tmp_path / "results" / "modes"

@@ -1,0 +1,73 @@
+"""Finalists: fresh seeds, the finalists chosen, the statistics of their test results against hand computations."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from search.finalist_statistics import mcnemar_exact, seed_interval
+from search.finalists import Finalist, choose_finalists, finalist_seeds, search_seeds
+from search.twins import TrialHistory
+
+
+@pytest.mark.parametrize("seed", [0, 7, 123_456])
+@pytest.mark.parametrize("repeats", [1, 2, 3, 20, 1000])
+def test_finalists_never_reuse_a_search_seed(seed: int, repeats: int) -> None:
+    fresh = finalist_seeds(seed, repeats)
+    assert not set(fresh) & set(search_seeds(seed, repeats))
+    assert len(fresh) == max(repeats, 3) and len(set(fresh)) == len(fresh)
+
+
+def test_mcnemar_exact_matches_a_hand_computation() -> None:
+    # 9 images only A gets right, 1 only B, 30 both, 5 neither: p = 2 * P(X >= 9 | n=10, 1/2) = 2 * 11 / 1024.
+    correct_a = np.array([True] * 9 + [False] * 1 + [True] * 30 + [False] * 5)
+    correct_b = np.array([False] * 9 + [True] * 1 + [True] * 30 + [False] * 5)
+    result = mcnemar_exact(correct_a, correct_b)
+    assert (result["a_only"], result["b_only"], result["both_correct"], result["both_wrong"]) == (9, 1, 30, 5)
+    assert result["p_value"] == pytest.approx(22 / 1024)
+    # The test is symmetric, and without discordant images there is nothing against the null.
+    assert mcnemar_exact(correct_b, correct_a)["p_value"] == pytest.approx(22 / 1024)
+    assert mcnemar_exact(correct_a, correct_a)["p_value"] == 1.0
+
+
+def test_seed_interval_is_the_t_interval() -> None:
+    # mean 2, sd 1, n 3: half width t(0.975, 2) / sqrt(3) = 4.302652729911275 / 1.7320508075688772.
+    mean, low, high = seed_interval([1.0, 2.0, 3.0])
+    half = 4.302652729911275 / math.sqrt(3)
+    assert (mean, low, high) == pytest.approx((2.0, 2.0 - half, 2.0 + half))
+    assert math.isnan(seed_interval([0.5])[1]) and seed_interval([0.5, math.nan])[0] == 0.5
+    # A bounded metric's interval stays in its range.
+    assert seed_interval([0.0, 1.0, 1.0], bounds=(0.0, 1.0))[1:] == (0.0, 1.0)
+
+
+def _history(trial_id: str, proportion: float, lr: float) -> TrialHistory:
+    values = {"optimizer.lr": lr, "synthetic.proportion": proportion}
+    return TrialHistory(trial_id, values, pd.DataFrame({"epoch": [1]}), "search")
+
+
+def test_finalists_are_the_top_distinct_configurations_and_the_best_real_only_one() -> None:
+    histories = [_history("a", 0.5, 0.1), _history("b", 0.5, 0.1), _history("c", 1.0, 0.2), _history("d", 0.5, 0.3),
+                 _history("e", 0.0, 0.1), _history("twin", 0.0, 0.2)]
+    leaderboard = pd.DataFrame({"trial_id": ["a", "b", "c", "d", "e"], "status": "ok"})
+    finalists = choose_finalists(leaderboard, histories, 3)
+    # "b" repeats "a"'s configuration; the best real-only one ("e") joins the top 3, the best synthetic one is "a".
+    assert [(f.source_trial_id, f.rank, f.best_real_only, f.best_synthetic) for f in finalists] == [
+        ("a", 1, False, True), ("c", 2, False, False), ("d", 3, False, False), ("e", None, True, False)
+    ]
+    # A twin ranked above "e" is the best real-only configuration; one among the top is a single finalist.
+    with_twins = pd.DataFrame({"trial_id": ["a", "twin", "b", "c", "d", "e"], "status": "ok"})
+    assert [f.source_trial_id for f in choose_finalists(leaderboard, histories, 1, with_twins)] == ["a", "twin"]
+    top_real = pd.DataFrame({"trial_id": ["e", "a"], "status": "ok"})
+    assert [(f.source_trial_id, f.role) for f in choose_finalists(top_real, histories, 2)] == [
+        ("e", "top 1, best real-only"), ("a", "top 2")
+    ]
+    # The best synthetic configuration is a finalist even when the top holds none, so McNemar's test has its pair.
+    assert [(f.source_trial_id, f.role) for f in choose_finalists(top_real, histories, 1)] == [
+        ("e", "top 1, best real-only"), ("a", "best synthetic")
+    ]
+    assert choose_finalists(leaderboard, histories, 0) == [
+        Finalist("a", dict(histories[0].values), None, False, True), Finalist("e", dict(histories[4].values), None, True)
+    ]
