@@ -4,7 +4,6 @@ sampled with DDIM and classifier-free guidance."""
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,7 +13,7 @@ import torch
 
 from generators.base import Generator, ProgressCallback
 from generators.ddpm_settings import WIDTH_MULTIPLE, DDPMSettings
-from generators.errors import GeneratorError
+from generators.errors import GeneratorError, check_finite_loss
 from spaces import GENERATORS
 
 # diffusers is imported where a model is built, fitted, saved or loaded, not here: importing it takes about 3 s on
@@ -147,11 +146,7 @@ class DDPMGenerator(Generator):
             if moving_average is not None:
                 moving_average.step(unet.parameters())
             losses.append(loss.item())
-            if not math.isfinite(losses[-1]):
-                raise GeneratorError(
-                    f"generator 'ddpm' fit diverged at step {step + 1} (loss {losses[-1]}); "
-                    f"lower setting 'learning_rate' (now {self.settings.learning_rate})"
-                )
+            check_finite_loss("generator 'ddpm' fit", step + 1, losses[-1], self.settings.learning_rate)
             if progress is not None:
                 progress(step + 1, total_steps)
         if moving_average is not None:

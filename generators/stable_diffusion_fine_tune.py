@@ -4,7 +4,6 @@ preservation on images the base model makes of each class. The adapter is writte
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ import numpy as np
 import torch
 
 from generators.base import ProgressCallback
-from generators.errors import GeneratorError
+from generators.errors import check_finite_loss
 from generators.stable_diffusion_model import load_pipeline, native_resolution, prompt_text, to_model_images
 from generators.stable_diffusion_settings import StableDiffusionSettings
 
@@ -112,11 +111,7 @@ def fine_tune(
         torch.nn.utils.clip_grad_norm_(trainable, GRADIENT_CLIP_NORM)
         optimizer.step()
         losses.append(loss.item())
-        if not math.isfinite(losses[-1]):
-            raise GeneratorError(
-                f"generator 'stable_diffusion' fine-tune diverged at step {step + 1} (loss {losses[-1]}); lower setting "
-                f"'learning_rate' (now {settings.learning_rate})"
-            )
+        check_finite_loss("generator 'stable_diffusion' fine-tune", step + 1, losses[-1], settings.learning_rate)
         if progress is not None:
             progress(step + 1, settings.training_steps)
     _save_adapter(pipeline, settings, destination)
