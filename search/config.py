@@ -70,6 +70,12 @@ class SweepConfig(StrictModel):
         description="seeds per configuration (different real subsets and initialisations); the median is searched",
     )
     seed: int = Field(0, ge=0, description="base seed: repeat r of every configuration uses seed + r")
+    checkpoint_every: int = Field(
+        0, ge=0, le=10_000, description="every N epochs a trial's checkpoint also holds its exact training state "
+        "(float32 weights, optimizer), so a retried or resumed trial continues from there; 0: never, and a resumed "
+        "trial retrains its epochs from the start with the same seeds (cheap for CPU-sized trials; set it for long "
+        "GPU trials). Checkpoints always hold the best weights; PBT stores the state every epoch",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where trials train")
     storage: str = Field("./ray_results", description="Ray Tune storage: a folder or a URI (s3://, gs://; "
         "AWS_ENDPOINT_URL points s3:// at MinIO or another S3-compatible store)")

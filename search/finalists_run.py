@@ -135,7 +135,7 @@ def train_and_test_finalists(
     training = [finalist for finalist in finalists if finalist.source_trial_id not in skipped]
     generators = fresh_seed_generators(training, record, demands, fit_fractions, dataset, pool_root, seeds)
     fresh = dataclasses.replace(
-        settings, seed=seeds[0], repeats=len(seeds), checkpoint_every_epoch=False,
+        settings, seed=seeds[0], repeats=len(seeds), checkpoint_every_epoch=False, stopping_epochs=(),
         synthetic_source=generators.source if generators is not None else settings.synthetic_source,
     )
     results = None

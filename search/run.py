@@ -21,7 +21,7 @@ from search.ray_connection import connect_to_ray
 from search.report import printable_leaderboard
 from search.report_extras import write_optional_parts
 from search.report_upload import upload_report
-from search.schedulers import SCHEDULERS
+from search.schedulers import SCHEDULERS, stopping_epochs
 from search.searchers import SEARCHERS, SearchGoal, SearchPlan
 from search.storage_usage import keep_only_best_weights, measure_storage, write_storage_usage
 from search.sweep_record import new_record
@@ -142,6 +142,7 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
     settings = TrialSettings(
         repeats=sweep.repeats, seed=sweep.seed, device=sweep.device, synthetic_source=synthetic_source,
         metric=sweep.metric, mode=sweep.mode, checkpoint_every_epoch=sweep.scheduler == "pbt",
+        stopping_epochs=stopping_epochs(sweep.scheduler, max_epochs(space)), training_state_every=sweep.checkpoint_every,
     )
     # With one checkpoint kept per trial, Tune saves its experiment state with every checkpoint (so it never names
     # a deleted one) and warns each time that happens within 5 s; that is the intended cost, not news.

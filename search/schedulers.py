@@ -9,10 +9,29 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTra
 from search.searchers import tune_domain
 from spaces import ConfigError, SearchSpace
 
+ASHA_REDUCTION_FACTOR = 3
+
+
+def asha_grace_period(max_epochs: int) -> int:
+    return min(2, max_epochs)
+
 
 def asha(space: SearchSpace, max_epochs: int) -> TrialScheduler:
     # Epochs are the time unit: every trial reports once per epoch.
-    return ASHAScheduler(time_attr="training_iteration", max_t=max_epochs, grace_period=min(2, max_epochs), reduction_factor=3)
+    return ASHAScheduler(
+        time_attr="training_iteration", max_t=max_epochs, grace_period=asha_grace_period(max_epochs),
+        reduction_factor=ASHA_REDUCTION_FACTOR,
+    )
+
+
+def asha_rungs(max_epochs: int) -> tuple[int, ...]:
+    """The epochs after which ASHA may stop a trial: grace period x reduction factor^k below max_t (a trial that
+    reaches max_t ends by itself)."""
+    rungs, epoch = [], asha_grace_period(max_epochs)
+    while epoch < max_epochs:
+        rungs.append(epoch)
+        epoch *= ASHA_REDUCTION_FACTOR
+    return tuple(rungs)
 
 
 def fifo(space: SearchSpace, max_epochs: int) -> TrialScheduler:
@@ -38,3 +57,9 @@ def population_based_training(space: SearchSpace, max_epochs: int) -> TrialSched
 SchedulerFactory = Callable[[SearchSpace, int], TrialScheduler]
 # Keyed by SweepConfig.scheduler's allowed values.
 SCHEDULERS: dict[str, SchedulerFactory] = {"asha": asha, "none": fifo, "pbt": population_based_training}
+
+
+def stopping_epochs(scheduler: str, max_epochs: int) -> tuple[int, ...]:
+    """Epochs after which the named scheduler may stop a trial before its end (PBT: none; it checkpoints every
+    epoch anyway)."""
+    return asha_rungs(max_epochs) if scheduler == "asha" else ()

@@ -21,7 +21,7 @@ from trainables.replicas import (
     load_saved_trial,
     stored_weights,
 )
-from trainables.trial import TrialProgress, TrialSettings, train_classifier, write_checkpoint
+from trainables.trial import TrialProgress, TrialSettings, train_classifier, trial_finished, write_checkpoint
 
 EPOCHS = 4
 
@@ -51,8 +51,8 @@ def trial_config(**training: object) -> TrialConfig:
 class Recorder:
     """What tune_trial does each epoch, minus Tune: every report, and a checkpoint folder for every epoch."""
 
-    def __init__(self, folder: Path, planned_epochs: int) -> None:
-        self.folder, self.planned_epochs = folder, planned_epochs
+    def __init__(self, folder: Path, planned_epochs: int, with_training_state: bool = True) -> None:
+        self.folder, self.planned_epochs, self.with_training_state = folder, planned_epochs, with_training_state
         self.reports: list[dict[str, float]] = []
         self.weights: dict[int, list[dict[str, torch.Tensor]]] = {}
         self.stored: dict[int, list[dict[str, torch.Tensor]]] = {}
@@ -63,16 +63,18 @@ class Recorder:
         self.stored[epochs_done] = stored_weights(replicas)
         directory = self.checkpoint(epochs_done)
         directory.mkdir(parents=True)
-        write_checkpoint(directory, metrics, replicas, epochs_done, progress, self.planned_epochs)
+        finished = trial_finished(metrics, epochs_done, self.planned_epochs)
+        write_checkpoint(directory, metrics, replicas, epochs_done, progress, self.with_training_state and not finished)
 
     def checkpoint(self, epochs_done: int) -> Path:
         return self.folder / f"epoch_{epochs_done}"
 
 
 def train(
-    trial: TrialConfig, data: SearchData, settings: TrialSettings, folder: Path, resume_from: Path | None = None
+    trial: TrialConfig, data: SearchData, settings: TrialSettings, folder: Path, resume_from: Path | None = None,
+    with_training_state: bool = True,
 ) -> Recorder:
-    recorder = Recorder(folder, trial.training.epochs)
+    recorder = Recorder(folder, trial.training.epochs, with_training_state)
     train_classifier(trial, data, settings, on_epoch=recorder, resume_from=resume_from)
     return recorder
 
@@ -154,15 +156,26 @@ def test_a_finished_trial_keeps_its_best_weights_and_no_optimizer_state(phantom:
     assert clone.reports == [whole.reports[-1]]
 
 
-def test_training_on_from_a_checkpoint_without_optimizer_state_is_refused(phantom: SearchData, tmp_path: Path) -> None:
-    trial = trial_config()
-    whole = train(trial, phantom, TrialSettings(), tmp_path / "whole")
-    checkpoint = whole.checkpoint(2)
-    assert drop_training_state(tune.Checkpoint.from_directory(str(checkpoint)))
-    assert not drop_training_state(tune.Checkpoint.from_directory(str(checkpoint)))
-    assert sorted(path.name for path in checkpoint.iterdir()) == [CHECKPOINT_FILE]
-    with pytest.raises(RuntimeError, match="optimizer state to continue from epoch 2"):
-        train(trial, phantom, TrialSettings(), tmp_path / "resumed", resume_from=checkpoint)
+@pytest.mark.parametrize("settings", SETTINGS.values(), ids=SETTINGS.keys())
+def test_a_trial_resumed_from_a_checkpoint_without_training_state_retrains_to_the_same_end(
+    phantom: SearchData, settings: TrialSettings, tmp_path: Path
+) -> None:
+    """The default checkpoints hold the best weights only: a retried or resumed trial retrains the epochs its
+    checkpoint had done with their seeds, reports none of them again, and ends where the uninterrupted trial did."""
+    trial = trial_config(early_stopping_patience=3)
+    whole = train(trial, phantom, settings, tmp_path / "whole", with_training_state=False)
+    assert not any((whole.checkpoint(epoch) / TRAINING_STATE_FILE).exists() for epoch in whole.weights)
+    last = max(whole.weights)
+    for stopped_at in (1, last - 1):
+        resumed = train(trial, phantom, settings, tmp_path / f"resumed_{stopped_at}", resume_from=whole.checkpoint(stopped_at))
+        assert resumed.reports == whole.reports[stopped_at:]
+        assert_same_weights(resumed.weights[last], whole.weights[last])
+        assert load_saved_trial(resumed.checkpoint(last)).best_epoch == load_saved_trial(whole.checkpoint(last)).best_epoch
+    # A checkpoint whose training state was dropped after the sweep (storage_usage.keep_only_best_weights) too.
+    dropped = tune.Checkpoint.from_directory(str(train(trial, phantom, settings, tmp_path / "again").checkpoint(2)))
+    assert drop_training_state(dropped) and not drop_training_state(dropped)
+    resumed = train(trial, phantom, settings, tmp_path / "after_drop", resume_from=Path(dropped.path))
+    assert resumed.reports == whole.reports[2:]
 
 
 def test_stored_bytes_counts_every_file_below_a_folder(tmp_path: Path) -> None:

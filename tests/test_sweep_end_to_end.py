@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from search.run import main
+from search.schedulers import asha_rungs
 from trainables.datasets import DatasetError, load_dataset
 
 pytestmark = pytest.mark.slow
@@ -73,14 +74,19 @@ def test_phantom_sweep_writes_leaderboard_best_config_and_wandb_runs(
     assert [(f["role"], f["seeds"]) for f in test_metrics["finalists"]] == [("top 1, best real-only", [1000, 1001, 1002])]
     assert list((report / "plots").glob("*.png"))
 
-    # Checkpoints are written when the searched metric improves and at the last planned epoch, not every epoch.
+    # A new best epoch is checkpointed only where ASHA may stop the trial (its rungs) and at the trial's end.
     for progress_file in report.glob("search_trial_*/progress.csv"):
         progress = pd.read_csv(progress_file)
         scores = progress["val_balanced_accuracy"]
-        improved = scores > scores.cummax().shift(fill_value=-1.0)
-        expected = improved | (progress["epoch"] == progress["epochs_planned"])
-        assert (progress["checkpoint_dir_name"].notna() == expected).all(), progress_file
-        assert ((progress["checkpoint_bytes"] > 0) == expected).all(), progress_file
+        best_epoch = progress["epoch"].where(scores > scores.cummax().shift(fill_value=-1.0)).ffill()
+        rungs = set(asha_rungs(int(progress["epochs_planned"].max())))
+        expected, written = [], None
+        for epoch, best, planned in zip(progress["epoch"], best_epoch, progress["epochs_planned"], strict=True):
+            wanted = best != written and (epoch in rungs or epoch == planned)
+            expected.append(wanted)
+            written = best if wanted else written
+        assert (progress["checkpoint_dir_name"].notna() == pd.Series(expected)).all(), progress_file
+        assert ((progress["checkpoint_bytes"] > 0) == pd.Series(expected)).all(), progress_file
     # Each trial keeps one checkpoint, its best weights without optimizer state; the sweep says what it wrote.
     kept = [list(folder.glob("checkpoint_*")) for folder in report.glob("search_trial_*")]
     assert len(kept) == 4 and all(len(checkpoints) == 1 for checkpoints in kept)

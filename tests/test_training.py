@@ -222,11 +222,33 @@ def test_grad_scaler_path_trains_like_the_plain_one() -> None:
         torch.testing.assert_close(plain_weight, scaled_weight)
 
 
-def test_a_trial_checkpoints_its_best_epoch_so_far_and_its_last_epoch() -> None:
-    schedule = CheckpointSchedule(every_epoch=False, planned_epochs=6)
-    # The best epoch so far after each epoch: the metric improved at epochs 1 and 3 only.
-    best_epochs = [1, 1, 3, 3, 3, 3]
-    wanted = [schedule.wants(epoch, best) for epoch, best in enumerate(best_epochs, start=1)]
-    assert wanted == [True, False, True, False, False, True]
+def checkpointed_epochs(schedule: CheckpointSchedule, best_epochs: list[int]) -> list[tuple[int, bool]]:
+    """(epoch, with training state) of every checkpoint a trial whose best epoch so far after each epoch is
+    `best_epochs` writes."""
+    written = []
+    for epoch, best in enumerate(best_epochs, start=1):
+        finished = epoch == schedule.planned_epochs
+        if schedule.wants(epoch, best, finished):
+            state = schedule.holds_state(epoch, finished)
+            written.append((epoch, state))
+            schedule.wrote(best, epoch, state)
+    return written
+
+
+def test_a_trial_checkpoints_a_new_best_where_its_scheduler_may_stop_it_and_at_its_end() -> None:
+    # The metric improved at epochs 1, 3 and 7; ASHA may stop the trial after epochs 2 and 6.
+    best_epochs = [1, 1, 3, 3, 3, 3, 7, 7]
+    asha = CheckpointSchedule(every_epoch=False, planned_epochs=8, stopping_epochs=frozenset({2, 6}))
+    assert checkpointed_epochs(asha, best_epochs) == [(2, False), (6, False), (8, False)]
+    # No new best since the last checkpoint: the last epoch writes nothing more.
+    no_news = CheckpointSchedule(every_epoch=False, planned_epochs=8, stopping_epochs=frozenset({2, 6}))
+    assert checkpointed_epochs(no_news, [1, 1, 3, 3, 3, 3, 3, 3]) == [(2, False), (6, False)]
+    # Without a scheduler the trial writes once, at its end.
+    fifo = CheckpointSchedule(every_epoch=False, planned_epochs=8)
+    assert checkpointed_epochs(fifo, best_epochs) == [(8, False)]
+    # The training state every 3 epochs; the last checkpoint then replaces the state with the best weights.
+    with_state = CheckpointSchedule(every_epoch=False, planned_epochs=8, stopping_epochs=frozenset({2, 6}), state_every=3)
+    assert checkpointed_epochs(with_state, [1, 1, 3, 3, 3, 3, 3, 3]) == [(2, False), (3, True), (6, True), (8, False)]
+    # PBT clones the latest checkpoints: every epoch, with the training state until the trial ends.
     every_epoch = CheckpointSchedule(every_epoch=True, planned_epochs=3)
-    assert all(every_epoch.wants(epoch, None) for epoch in (1, 2, 3))
+    assert checkpointed_epochs(every_epoch, [1, 2, 3]) == [(1, True), (2, True), (3, False)]

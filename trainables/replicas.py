@@ -170,9 +170,11 @@ class SavedTrial:
     best_metrics: dict[str, float]
     # Per repeat: seed, synthetic draws and the best epoch's weights ("model", stored_weights): what evaluation reads.
     replica_states: list[dict[str, Any]]
-    # What continuing training needs (Replica.training_state per repeat, and the trial's own progress);
-    # None in a finished trial's checkpoint.
+    # What continuing training exactly needs (Replica.training_state per repeat); None where the checkpoint
+    # holds only the best weights (a finished trial's, or between CheckpointSchedule's training-state epochs).
     training: dict[str, Any] | None
+    # Early stopping's counters when the checkpoint was written; empty in checkpoints that predate them here.
+    progress: dict[str, Any]
 
     @property
     def best(self) -> BestEpoch:
@@ -186,24 +188,22 @@ def save_replicas(
     metrics: dict[str, float],
     *,
     best: BestEpoch | None = None,
-    finished: bool = False,
+    with_training_state: bool = False,
     progress: dict[str, Any] | None = None,
 ) -> None:
-    """A trial checkpoint. CHECKPOINT_FILE holds what the final evaluation reads: the best epoch's weights (`best`;
-    None: the current weights are the best) in float16. Unless the trial has `finished`, TRAINING_STATE_FILE holds
-    what resuming and PBT need to continue exactly: the current float32 weights, optimizer and loss-scaler state,
-    and the trial's `progress` (early stopping's counters)."""
+    """A trial checkpoint. CHECKPOINT_FILE holds what evaluation reads, the best epoch's weights (`best`; None: the
+    current weights are the best) in float16, and the trial's `progress` (early stopping's counters).
+    `with_training_state`: TRAINING_STATE_FILE holds what continuing exactly needs: the current float32 weights,
+    optimizer and loss-scaler state."""
     best = best if best is not None else BestEpoch(epoch, metrics, stored_weights(replicas))
     state = {
         "epoch": epoch, "metrics": metrics, "best_epoch": best.epoch, "best_metrics": best.metrics,
+        "progress": progress or {},
         "replicas": [replica.evaluation_state(weights) for replica, weights in zip(replicas, best.weights, strict=True)],
     }
     torch.save(state, directory / CHECKPOINT_FILE)
-    if not finished:
-        training = {
-            "progress": progress or {},
-            "replicas": [replica.training_state() for replica in replicas],
-        }
+    if with_training_state:
+        training = {"replicas": [replica.training_state() for replica in replicas]}
         torch.save(training, directory / TRAINING_STATE_FILE)
 
 
@@ -212,8 +212,10 @@ def load_saved_trial(directory: Path) -> SavedTrial:
     saved = torch.load(directory / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
     training_file = directory / TRAINING_STATE_FILE
     training = torch.load(training_file, map_location="cpu", weights_only=False) if training_file.exists() else None
+    # Checkpoints written before the progress moved out of the training state kept it there.
+    progress = saved.get("progress") or (training or {}).get("progress") or {}
     return SavedTrial(
-        saved["epoch"], saved["metrics"], saved["best_epoch"], saved["best_metrics"], saved["replicas"], training
+        saved["epoch"], saved["metrics"], saved["best_epoch"], saved["best_metrics"], saved["replicas"], training, progress
     )
 
 
