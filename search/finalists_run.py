@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 from ray import tune
+from ray.tune import ResultGrid
 
 from generators.pool import PoolKey, SyntheticPool
 from search.finalists import (
@@ -43,6 +44,8 @@ MINIMUM_FINALIST_BUDGET_S = 5.0
 class FinalistsRun:
     outcomes: list[FinalistOutcome]
     test_metrics_path: Path | None
+    # The finalists' Tune run: what their checkpoints wrote counts in the sweep's storage.json.
+    results: ResultGrid | None = None
 
     def real_only(self) -> FinalistOutcome | None:
         return next((o for o in self.outcomes if o.finalist.best_real_only and o.checkpoint is not None), None)
@@ -169,4 +172,4 @@ def train_and_test_finalists(
     else:
         print(f"\nFinalists on fresh seeds {seeds[0]}..{seeds[-1]}, on the test split (read once), mean [95% interval "
               "across seeds]:\n" + printable_finalists(test_metrics_path))
-    return FinalistsRun(outcomes, test_metrics_path)
+    return FinalistsRun(outcomes, test_metrics_path, results)

@@ -240,7 +240,7 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
     if (report_dir / "synthetic_quality.csv").is_file():
         print(f"  synthetic-image quality: {report_dir / 'synthetic_quality.csv'} (sample grids in {report_dir / 'samples'})")
     print(f"  Ray Tune results: {experiment_path}")
-    trained = [*results, *(twin_results or [])]
+    trained = [*results, *(twin_results or []), *(finalists.results or [] if finalists is not None else [])]
     storage = measure_storage(trained, experiment_path, pool_root_of(sweep, root) if prepared.generator_demands else None)
     write_storage_usage(report_dir / "storage.json", storage)
     print(f"  {storage.describe()} ({report_dir / 'storage.json'})")

@@ -95,7 +95,10 @@ def test_phantom_sweep_writes_leaderboard_best_config_and_wandb_runs(
     kept_bytes = sum(path.stat().st_size for checkpoints in kept for path in checkpoints[0].iterdir())
     assert storage["checkpoint_bytes_written"] >= kept_bytes > 0
     assert storage["experiment_bytes"] > kept_bytes
-    assert leaderboard["checkpoint_mb_written"].sum() * 1e6 == pytest.approx(storage["checkpoint_bytes_written"], abs=1)
+    # What every Tune run of the sweep (search, twins, finalists) wrote; the leaderboard has the search's share.
+    every_run = sum(pd.read_csv(path)["checkpoint_bytes"].fillna(0).sum() for path in report.rglob("progress.csv"))
+    assert every_run == pytest.approx(storage["checkpoint_bytes_written"], abs=1)
+    assert 0 < leaderboard["checkpoint_mb_written"].sum() * 1e6 < storage["checkpoint_bytes_written"]
 
     # Written after the sweep: one run per trial and a summary run.
     runs = sorted((report / "wandb").glob("offline-run-*"))
