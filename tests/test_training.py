@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -21,7 +23,7 @@ from trainables.training import (
     to_model_input,
     train_one_epoch,
 )
-from trainables.trial import CheckpointSchedule
+from trainables.trial import CheckpointSchedule, aggregate_over_repeats
 
 CPU = torch.device("cpu")
 NORMALIZATION = ((0.5,), (0.5,))
@@ -252,3 +254,10 @@ def test_a_trial_checkpoints_a_new_best_where_its_scheduler_may_stop_it_and_at_i
     # PBT clones the latest checkpoints: every epoch, with the training state until the trial ends.
     every_epoch = CheckpointSchedule(every_epoch=True, planned_epochs=3)
     assert checkpointed_epochs(every_epoch, [1, 2, 3]) == [(1, True), (2, True), (3, False)]
+
+
+def test_a_metric_nan_for_one_seed_is_nan_for_the_configuration_not_a_crash() -> None:
+    # A diverged seed's loss is NaN: the trial goes on reporting, as a single-seed trial does.
+    aggregated = aggregate_over_repeats([{"train_loss": 0.5, "val_auroc": 0.8}, {"train_loss": float("nan"), "val_auroc": 0.6}])
+    assert math.isnan(aggregated["train_loss"]) and math.isnan(aggregated["train_loss_std"])
+    assert aggregated["val_auroc"] == pytest.approx(0.7) and aggregated["val_auroc_std"] == pytest.approx(0.1)

@@ -58,10 +58,14 @@ def repeat_seeds(settings: TrialSettings) -> list[int]:
 
 
 def aggregate_over_repeats(per_repeat: list[dict[str, float]]) -> dict[str, float]:
-    """The median of each metric is what the searcher sees; `<name>_std` is the spread over seeds."""
+    """The median of each metric is what the searcher sees; `<name>_std` is the spread over seeds. A metric that is
+    NaN for any seed (a diverged loss, a score undefined on the validation split) is NaN, as it is with one seed."""
     aggregated: dict[str, float] = {}
     for name in per_repeat[0]:
         values = [metrics[name] for metrics in per_repeat]
+        if any(math.isnan(value) for value in values):
+            aggregated[name] = aggregated[f"{name}_std"] = math.nan
+            continue
         aggregated[name] = float(statistics.median(values))
         aggregated[f"{name}_std"] = float(statistics.pstdev(values)) if len(values) > 1 else 0.0
     return aggregated
