@@ -1,0 +1,213 @@
+"""Faults on the pool's side (issue 11 part 3): a shard or manifest damaged on disk is caught by the checksums its
+manifest stores, never served, named, and its images made again from their seeds; manifests written before the
+checksums still read; `python -m search.pool verify` finds and sets aside what is damaged."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import ray
+
+from generators.generator_actor import create_generator_actors
+from generators.oversample import OversampleSettings
+from generators.pool import CorruptBatchError, PoolKey, SyntheticPool, canonical_slots, derive_seed
+from generators.pool_actor import get_synthetic_pool
+from search.pool import main as pool_command
+
+SHAPE = (1, 8, 8)
+DATASET = "faults-8px-1ch"
+TRAIN_IDS = [f"train/{index:03d}" for index in range(12)]
+KEY = PoolKey(generator="oversample", settings_hash="0123456789ab", dataset=DATASET)
+
+
+def images_for(seeds: list[int]) -> np.ndarray:
+    """What a generator makes: image i depends only on its seed, so a batch made again is the same batch."""
+    return np.stack([np.random.default_rng(seed).integers(0, 256, SHAPE, dtype=np.uint8) for seed in seeds])
+
+
+def store(pool: SyntheticPool, class_index: int, count: int, sources: list[str]) -> None:
+    slots = pool.missing_slots(KEY, class_index, count, sources)
+    seeds = [derive_seed(KEY, class_index, source_id, slot) for source_id, slot in slots]
+    pool.add(KEY, class_index, slots, seeds, images_for(seeds))
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> str:
+    """A pool with two batches of class 0 (3 images, then 3 more) and one of class 1."""
+    root = str(tmp_path / "pool")
+    pool = SyntheticPool(root)
+    pool.register_dataset(DATASET, TRAIN_IDS, image_shape=SHAPE)
+    store(pool, 0, 3, TRAIN_IDS[:3])
+    store(pool, 0, 6, TRAIN_IDS[:3])
+    store(pool, 1, 2, TRAIN_IDS[3:5])
+    return root
+
+
+def first_batch(root: str) -> tuple[Path, Path]:
+    """(manifest, shard) of class 0's first batch."""
+    record = SyntheticPool(root).records(KEY, 0)[0]
+    folder = Path(root) / KEY.folder_name
+    return folder / "manifests" / record.shard.replace(".npy", ".json"), folder / "shards" / record.shard
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+
+
+def flip_last_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0x01  # a pixel's lowest bit: still a valid .npy of the right shape
+    path.write_bytes(bytes(data))
+
+
+def flip_header_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[12] ^= 0x20
+    path.write_bytes(bytes(data))
+
+
+def read_class(root: str, class_index: int, count: int, sources: list[str]) -> np.ndarray:
+    return SyntheticPool(root).read(KEY, class_index, count, trial_subset_ids=TRAIN_IDS, allowed_source_ids=sources)[0]
+
+
+@pytest.mark.parametrize("damage", [truncate, flip_last_byte, flip_header_byte], ids=lambda damage: damage.__name__)
+def test_a_damaged_shard_is_never_served_and_the_error_names_it_and_the_repair(
+    root: str, damage: Callable[[Path], None]
+) -> None:
+    before = read_class(root, 0, 6, TRAIN_IDS[:3])
+    manifest, shard = first_batch(root)
+    damage(shard)
+    with pytest.raises(CorruptBatchError, match="verify --repair") as caught:
+        read_class(root, 0, 6, TRAIN_IDS[:3])
+    assert str(shard) in str(caught.value) and caught.value.manifest_path == str(manifest)
+    # The other class's batch is untouched and still served.
+    read_class(root, 1, 2, TRAIN_IDS[3:5])
+
+    # Set aside, its slots are missing; made again from the same seeds they are the images that were lost.
+    pool = SyntheticPool(root)
+    assert pool.set_aside(str(manifest)) == f"{manifest}.corrupt"
+    assert len(pool.missing_slots(KEY, 0, 6, TRAIN_IDS[:3])) == 3
+    store(pool, 0, 6, TRAIN_IDS[:3])
+    np.testing.assert_array_equal(read_class(root, 0, 6, TRAIN_IDS[:3]), before)
+    # The damaged shard, no longer named by a manifest, is an orphan the cleaner removes; the set-aside manifest stays.
+    assert pool.clean_orphans(older_than_s=0) == 1 and not shard.exists() and Path(f"{manifest}.corrupt").exists()
+
+
+def change_a_position(path: Path) -> None:
+    # Still valid JSON of a valid manifest, but a record now points at another image: only the checksum tells.
+    payload = json.loads(path.read_text())
+    payload["records"][0]["position"] = 2
+    path.write_text(json.dumps(payload))
+
+
+@pytest.mark.parametrize(
+    "damage", [truncate, change_a_position, lambda path: path.write_bytes(b"\x00" * 40)],
+    ids=["truncated", "changed", "zeros"],
+)
+def test_a_damaged_manifest_is_ignored_with_a_warning_so_its_images_are_made_again(
+    root: str, damage: Callable[[Path], None], caplog: pytest.LogCaptureFixture
+) -> None:
+    before = read_class(root, 0, 6, TRAIN_IDS[:3])
+    manifest, _ = first_batch(root)
+    damage(manifest)
+    pool = SyntheticPool(root)
+    with caplog.at_level(logging.WARNING, logger="generators.pool_batches"):
+        missing = pool.missing_slots(KEY, 0, 6, TRAIN_IDS[:3])
+    assert missing == canonical_slots(3, TRAIN_IDS[:3])
+    assert f"ignoring corrupt manifest {manifest}" in caplog.text
+    with pytest.raises(Exception, match="not in the pool yet"):
+        read_class(root, 0, 6, TRAIN_IDS[:3])
+    # Read once per process, warned once: a refresh does not read it again.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="generators.pool_batches"):
+        pool.refresh()
+    assert caplog.text == ""
+    store(pool, 0, 6, TRAIN_IDS[:3])
+    np.testing.assert_array_equal(read_class(root, 0, 6, TRAIN_IDS[:3]), before)
+
+
+def test_manifests_written_before_checksums_are_still_read_and_reported_as_unverified(
+    root: str, capsys: pytest.CaptureFixture
+) -> None:
+    before = read_class(root, 0, 6, TRAIN_IDS[:3])
+    manifest, _ = first_batch(root)
+    payload = json.loads(manifest.read_text())
+    for name in ("shard_sha256", "manifest_sha256"):
+        del payload[name]
+    payload["format"] = 1
+    manifest.write_text(json.dumps(payload))
+    np.testing.assert_array_equal(read_class(root, 0, 6, TRAIN_IDS[:3]), before)
+    assert pool_command(["--pool", root, "verify"]) == 0
+    assert "3 batches: 2 checked against their checksums, 1 written before checksums (read back only)" in capsys.readouterr().out
+
+
+def test_verify_finds_damaged_batches_and_repair_sets_them_aside(root: str, capsys: pytest.CaptureFixture) -> None:
+    assert pool_command(["--pool", root, "verify"]) == 0
+    assert "3 batches: 3 checked against their checksums" in capsys.readouterr().out
+    manifest, shard = first_batch(root)
+    flip_last_byte(shard)
+    second_batch = SyntheticPool(root).records(KEY, 0)[3].shard
+    other_manifest = manifest.parent / second_batch.replace(".npy", ".json")
+    truncate(other_manifest)
+
+    assert pool_command(["--pool", root, "verify"]) == 1
+    output = capsys.readouterr().out
+    assert f"corrupt: {shard}" in output and f"corrupt: {other_manifest}" in output
+    assert "run again with --repair" in output
+    assert manifest.exists() and other_manifest.exists()
+
+    assert pool_command(["--pool", root, "verify", "--repair"]) == 0
+    output = capsys.readouterr().out
+    assert f"set aside {manifest} as {manifest}.corrupt" in output
+    assert f"set aside {other_manifest} as {other_manifest}.corrupt" in output
+    assert pool_command(["--pool", root, "verify"]) == 0
+    assert "1 batches: 1 checked against their checksums" in capsys.readouterr().out
+    assert len(SyntheticPool(root).missing_slots(KEY, 0, 6, TRAIN_IDS[:3])) == 6
+
+
+# ----- through the pool actor, as trials read
+
+
+@pytest.fixture(scope="module")
+def oversample_actor(ray_cluster: None) -> Iterator[PoolKey]:
+    """A real oversample generator actor (image-to-image augmentation, cheap on a CPU) for the module's key."""
+    settings = OversampleSettings()
+    key = PoolKey(generator="oversample", settings_hash=settings.settings_hash, dataset=DATASET)
+    actors = create_generator_actors(1, {"num_cpus": 0}, key, settings, num_classes=2, channels=1, image_size=8)
+    yield key
+    for actor in actors:
+        ray.kill(actor, no_restart=True)
+
+
+def test_the_pool_actor_sets_a_damaged_batch_aside_and_serves_the_images_made_again(
+    oversample_actor: PoolKey, tmp_path: Path
+) -> None:
+    key = oversample_actor
+    root = str(tmp_path / "pool")
+    SyntheticPool(root).register_dataset(DATASET, TRAIN_IDS, image_shape=SHAPE)
+    sources = {image_id: np.full(SHAPE, 20 * index, np.uint8) for index, image_id in enumerate(TRAIN_IDS[:3])}
+    actor = get_synthetic_pool(root)
+    try:
+        def request() -> tuple[np.ndarray, list[dict]]:
+            reference = actor.request.remote(key, 0, 3, TRAIN_IDS, list(sources), sources)
+            return ray.get(reference, timeout=120)
+
+        images, records = request()
+        shard = Path(root) / key.folder_name / "shards" / records[0]["shard"]
+        flip_last_byte(shard)
+        # A fresh actor (an empty cache), as a later sweep would start: it must check the shard, not trust it.
+        ray.kill(actor, no_restart=True)
+        actor = get_synthetic_pool(root)
+        again, again_records = request()
+        np.testing.assert_array_equal(again, images)
+        assert again_records[0]["shard"] != records[0]["shard"]
+        manifests = sorted(path.name for path in (Path(root) / key.folder_name / "manifests").iterdir())
+        assert manifests == sorted([records[0]["shard"].replace(".npy", ".json.corrupt"),
+                                    again_records[0]["shard"].replace(".npy", ".json")])
+    finally:
+        ray.kill(actor, no_restart=True)
