@@ -12,10 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import ray
+from loopback_cluster import free_port
+from moto.server import ThreadedMotoServer
+from s3_server import S3Server
 
 from generators.generator_actor import create_generator_actors
 from generators.oversample import OversampleSettings
-from generators.pool import CorruptBatchError, PoolKey, SyntheticPool, canonical_slots, derive_seed
+from generators.pool import CorruptBatchError, PoolError, PoolKey, SyntheticPool, canonical_slots, derive_seed
 from generators.pool_actor import get_synthetic_pool
 from search.pool import main as pool_command
 
@@ -211,3 +214,68 @@ def test_the_pool_actor_sets_a_damaged_batch_aside_and_serves_the_images_made_ag
                                     again_records[0]["shard"].replace(".npy", ".json")])
     finally:
         ray.kill(actor, no_restart=True)
+
+
+# ----- an S3 server that stops mid-write
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[tuple[ThreadedMotoServer, S3Server]]:
+    """moto's S3 server on 127.0.0.1. Stopping it closes its socket (connections are refused, as from a store that
+    went down); starting the same server again serves the same buckets and objects, which moto keeps in this
+    process, as a restarted S3-compatible store serves what it had stored."""
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        s3 = S3Server(f"http://127.0.0.1:{port}", "pool-faults")
+        s3.client().create_bucket(Bucket=s3.bucket)
+        yield server, s3
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("stopped_before", ["shards", "manifests"])
+def test_a_storage_server_stopped_mid_write_fails_the_write_serves_nothing_half_written_and_the_next_pool_fills_in(
+    moto: tuple[ThreadedMotoServer, S3Server], stopped_before: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, s3 = moto
+    for name, value in s3.env().items():
+        monkeypatch.setenv(name, value)
+    prefix = f"{stopped_before}-stop/pool"
+    root = f"s3://{s3.bucket}/{prefix}"
+    pool = SyntheticPool(root)
+    pool.register_dataset(DATASET, TRAIN_IDS, image_shape=SHAPE)
+    store(pool, 0, 3, TRAIN_IDS[:3])
+    expected = read_class(root, 0, 3, TRAIN_IDS[:3])
+
+    # The server goes down as the second batch writes its shard (nothing of the batch stored) or its manifest (the
+    # shard stored, the batch not yet).
+    storage = pool._storage
+    write = storage.write
+
+    def write_while_the_server_stops(path: str, data: bytes) -> None:
+        if f"/{stopped_before}/" in path:
+            server.stop()
+        write(path, data)
+
+    monkeypatch.setattr(storage, "write", write_while_the_server_stops)
+    try:
+        with pytest.raises(PoolError, match=rf"could not write \S+/{prefix}/\S+/{stopped_before}/\S+ to the pool at {root}"):
+            store(pool, 0, 6, TRAIN_IDS[:3])
+    finally:
+        server.start()
+    shards = [key for key in s3.keys(prefix) if key.endswith(".npy")]
+    assert len(shards) == (2 if stopped_before == "manifests" else 1)
+
+    # A later process (another trial, the next sweep) sees the first batch only, fills in the rest, same seeds.
+    later = SyntheticPool(root)
+    assert later.missing_slots(KEY, 0, 6, TRAIN_IDS[:3]) == canonical_slots(6, TRAIN_IDS[:3])[3:]
+    np.testing.assert_array_equal(read_class(root, 0, 3, TRAIN_IDS[:3]), expected)
+    store(later, 0, 6, TRAIN_IDS[:3])
+    slots = canonical_slots(6, TRAIN_IDS[:3])
+    seeds = [derive_seed(KEY, 0, source_id, slot) for source_id, slot in slots]
+    np.testing.assert_array_equal(read_class(root, 0, 6, TRAIN_IDS[:3]), images_for(seeds))
+    # The shard the stopped write left behind is an orphan: never served, removed by the cleaner.
+    assert later.clean_orphans(older_than_s=0) == (1 if stopped_before == "manifests" else 0)
+    assert later.verify().corrupt == []
