@@ -193,12 +193,12 @@ class SyntheticPoolActor:
             images = await asyncio.wait_for(reference, GENERATION_BATCH_TIMEOUT_S * turn)
         except Exception as error:
             cause = getattr(error, "cause", None) or error
-            sources = sorted({source_id for source_id, _ in batch if source_id is not None})
-            if isinstance(cause, GeneratorError) and sources:
-                raise GeneratorError(
-                    f"{key.generator} could not make images of class {class_index} from source image "
-                    f"{examples(sources)}: {cause}"
-                ) from None
+            if isinstance(cause, GeneratorError):
+                # The generator's own message, first, as one error (not Ray's nested tracebacks) for the trial that
+                # asked and the sweep's summary; what this request stored before stays stored.
+                sources = sorted({source_id for source_id, _ in batch if source_id is not None})
+                where = f" from source image {examples(sources)}" if sources else ""
+                raise GeneratorError(f"{key.generator} could not make images of class {class_index}{where}: {cause}") from None
             raise
         if reservation is not None:
             # Recorded before it is stored: a stored image is always counted, even if the write below fails.

@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import ray
+from image_api_server import Fault, ImageApiServer, running_server
 from loopback_cluster import free_port
 from moto.server import ThreadedMotoServer
+from ray import cloudpickle
 from s3_server import S3Server
 
+from generators.errors import GeneratorError
 from generators.generator_actor import create_generator_actors
+from generators.openai_images import OpenAIImagesSettings
 from generators.oversample import OversampleSettings
 from generators.pool import CorruptBatchError, PoolError, PoolKey, SyntheticPool, canonical_slots, derive_seed
 from generators.pool_actor import get_synthetic_pool
@@ -26,6 +31,7 @@ SHAPE = (1, 8, 8)
 DATASET = "faults-8px-1ch"
 TRAIN_IDS = [f"train/{index:03d}" for index in range(12)]
 KEY = PoolKey(generator="oversample", settings_hash="0123456789ab", dataset=DATASET)
+API_KEY = "sk-pool-faults-test"
 
 
 def images_for(seeds: list[int]) -> np.ndarray:
@@ -177,7 +183,7 @@ def test_verify_finds_damaged_batches_and_repair_sets_them_aside(root: str, caps
 
 
 @pytest.fixture(scope="module")
-def oversample_actor(ray_cluster: None) -> Iterator[PoolKey]:
+def oversample_actor(module_ray: None) -> Iterator[PoolKey]:
     """A real oversample generator actor (image-to-image augmentation, cheap on a CPU) for the module's key."""
     settings = OversampleSettings()
     key = PoolKey(generator="oversample", settings_hash=settings.settings_hash, dataset=DATASET)
@@ -279,3 +285,75 @@ def test_a_storage_server_stopped_mid_write_fails_the_write_serves_nothing_half_
     # The shard the stopped write left behind is an orphan: never served, removed by the cleaner.
     assert later.clean_orphans(older_than_s=0) == (1 if stopped_before == "manifests" else 0)
     assert later.verify().corrupt == []
+
+
+# ----- a generator that fails mid-request
+
+
+@pytest.fixture(scope="module")
+def module_ray() -> Iterator[None]:
+    """Ray for this module, stopped at its end unless it was running before (a later module checks that its work
+    starts no Ray). The module travels to workers by value, for the trial-like task below."""
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield
+    cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def image_api() -> Iterator[ImageApiServer]:
+    with running_server(API_KEY) as server:
+        yield server
+
+
+def read_as_a_trial(root: str, key: PoolKey, count: int, sources: dict[str, np.ndarray]) -> np.ndarray:
+    """What a trial does (trainables.synthetic): ask the pool actor, in a Ray worker of its own."""
+    reference = get_synthetic_pool(root).request.remote(key, 0, count, TRAIN_IDS, list(sources), sources)
+    return ray.get(reference, timeout=120)[0]
+
+
+def test_a_generator_failing_mid_request_fails_the_trial_with_its_message_and_the_pool_keeps_the_earlier_calls(
+    module_ray: None, image_api: ImageApiServer, tmp_path: Path
+) -> None:
+    # The real openai_images generator against the loopback API: two images per call, one call at a time, so the
+    # scripted answers meet the calls in canonical order; the key reaches only the generator actor's process.
+    settings = OpenAIImagesSettings(base_url=image_api.base_url, n=2, max_concurrent_requests=1)
+    key = PoolKey(generator="openai_images", settings_hash=settings.settings_hash, dataset=DATASET)
+    resources = {"num_cpus": 0, "runtime_env": {"env_vars": {"OPENAI_API_KEY": API_KEY}}}
+    actors = create_generator_actors(1, resources, key, settings, num_classes=2, channels=1, image_size=8)
+    root = str(tmp_path / "pool")
+    pool = SyntheticPool(root)
+    pool.register_dataset(DATASET, TRAIN_IDS, image_shape=SHAPE)
+    ray.get(get_synthetic_pool(root).set_api_spend_cap.remote(1.0))
+    sources = {image_id: np.full(SHAPE, 40 * index, np.uint8) for index, image_id in enumerate(TRAIN_IDS[:3])}
+    trial = ray.remote(num_cpus=0, max_retries=0)(read_as_a_trial)
+    try:
+        image_api.reset()
+        # Calls 1 and 2 answer; call 3 (the third source's) is refused by the API.
+        image_api.script(Fault(), Fault(), Fault(status=400))
+        with pytest.raises(GeneratorError) as caught:
+            ray.get(trial.remote(root, key, 6, sources), timeout=120)
+        # Through three processes (generator actor, pool actor, trial), the generator's own message and the source
+        # it failed on; what `python -m search.run` prints (the cause) says it in its first line.
+        cause = str(getattr(caught.value, "cause", None) or caught.value)
+        assert "rejected by the safety system" in cause.splitlines()[0]
+        assert f"from source image ['{TRAIN_IDS[2]}']" in cause.splitlines()[0]
+
+        # The two calls that answered are stored, whole; nothing of the failed one is.
+        stored = SyntheticPool(root).records(key, 0)
+        assert sorted(record.source_id for record in stored) == sorted([TRAIN_IDS[0], TRAIN_IDS[1]] * 2)
+        assert SyntheticPool(root).clean_orphans(older_than_s=0) == 0
+        assert SyntheticPool(root).verify().corrupt == []
+
+        # The next trial asks again: only the failed call's images are requested, the rest are served as stored.
+        images = ray.get(trial.remote(root, key, 6, sources), timeout=120)
+        assert len(image_api.received) == 4 and images.shape == (6, *SHAPE)
+        assert len(SyntheticPool(root).records(key, 0)) == 6
+    finally:
+        ray.kill(get_synthetic_pool(root), no_restart=True)
+        for actor in actors:
+            ray.kill(actor, no_restart=True)
