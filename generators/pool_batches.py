@@ -181,13 +181,13 @@ def parse_manifest(storage: PoolStorage, path: str) -> Manifest:
         if not isinstance(payload, dict):
             raise TypeError(f"it holds a JSON {type(payload).__name__}, not an object")
         manifest_format = payload.get("format", UNVERIFIED_MANIFEST_FORMAT)
-        if manifest_format != UNVERIFIED_MANIFEST_FORMAT:
-            if manifest_format != MANIFEST_FORMAT:
-                raise ValueError(f"manifest format {manifest_format!r}; this code reads formats 1 and {MANIFEST_FORMAT}")
-            if "manifest_sha256" not in payload or "shard_sha256" not in payload:
-                raise ValueError("a format 2 manifest without its checksums")
-            if payload["manifest_sha256"] != manifest_checksum(payload):
-                raise ValueError("its content does not match the sha256 it records")
+        if manifest_format not in (UNVERIFIED_MANIFEST_FORMAT, MANIFEST_FORMAT):
+            raise ValueError(f"manifest format {manifest_format!r}; this code reads formats 1 and {MANIFEST_FORMAT}")
+        if manifest_format == MANIFEST_FORMAT and ("manifest_sha256" not in payload or "shard_sha256" not in payload):
+            raise ValueError(f"a format {MANIFEST_FORMAT} manifest without its checksums")
+        # Checked whenever present, whatever the format says: a changed format number must not switch it off.
+        if "manifest_sha256" in payload and payload["manifest_sha256"] != manifest_checksum(payload):
+            raise ValueError("its content does not match the sha256 it records")
         key = PoolKey.from_dict(payload["key"])
         records = tuple(SyntheticRecord(**record) for record in payload["records"])
         shard_sha256 = payload.get("shard_sha256")
@@ -198,8 +198,12 @@ def parse_manifest(storage: PoolStorage, path: str) -> Manifest:
             int(payload["class_index"]), payload["shard"], records, shard_sha256,
         )
     except (ValueError, KeyError, TypeError) as error:
-        # json's errors are ValueErrors; a truncated file is one too ("Unterminated string", "Expecting value").
-        reason = f"unreadable manifest: {type(error).__name__}: {error}" if not isinstance(error, ValueError) else str(error)
+        if isinstance(error, (json.JSONDecodeError, UnicodeDecodeError)):
+            reason = f"not valid JSON, truncated or changed: {error}"
+        elif isinstance(error, ValueError):
+            reason = str(error)
+        else:
+            reason = f"not a manifest: {type(error).__name__}: {error}"
         raise CorruptBatchError(storage.root, path, path, reason) from None
 
 

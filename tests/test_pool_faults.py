@@ -114,9 +114,16 @@ def change_a_position(path: Path) -> None:
     path.write_text(json.dumps(payload))
 
 
+def claim_format_1(path: Path) -> None:
+    # A manifest that says it was written before checksums, yet carries them: they are checked all the same.
+    payload = json.loads(path.read_text())
+    payload["format"] = 1
+    path.write_text(json.dumps(payload))
+
+
 @pytest.mark.parametrize(
-    "damage", [truncate, change_a_position, lambda path: path.write_bytes(b"\x00" * 40)],
-    ids=["truncated", "changed", "zeros"],
+    "damage", [truncate, change_a_position, claim_format_1, lambda path: path.write_bytes(b"\x00" * 40)],
+    ids=["truncated", "changed", "format", "zeros"],
 )
 def test_a_damaged_manifest_is_ignored_with_a_warning_so_its_images_are_made_again(
     root: str, damage: Callable[[Path], None], caplog: pytest.LogCaptureFixture
