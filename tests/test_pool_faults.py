@@ -190,43 +190,43 @@ def test_verify_finds_damaged_batches_and_repair_sets_them_aside(root: str, caps
 
 
 @pytest.fixture(scope="module")
-def oversample_actor(module_ray: None) -> Iterator[PoolKey]:
+def oversample_actor(module_ray: None) -> Iterator[tuple[PoolKey, ray.actor.ActorHandle]]:
     """A real oversample generator actor (image-to-image augmentation, cheap on a CPU) for the module's key."""
     settings = OversampleSettings()
     key = PoolKey(generator="oversample", settings_hash=settings.settings_hash, dataset=DATASET)
     actors = create_generator_actors(1, {"num_cpus": 0}, key, settings, num_classes=2, channels=1, image_size=8)
-    yield key
+    yield key, actors[0]
     for actor in actors:
         ray.kill(actor, no_restart=True)
 
 
 def test_the_pool_actor_sets_a_damaged_batch_aside_and_serves_the_images_made_again(
-    oversample_actor: PoolKey, tmp_path: Path
+    oversample_actor: tuple[PoolKey, ray.actor.ActorHandle], tmp_path: Path
 ) -> None:
-    key = oversample_actor
+    key, generator = oversample_actor
     root = str(tmp_path / "pool")
-    SyntheticPool(root).register_dataset(DATASET, TRAIN_IDS, image_shape=SHAPE)
+    pool = SyntheticPool(root)
+    pool.register_dataset(DATASET, TRAIN_IDS, image_shape=SHAPE)
     sources = {image_id: np.full(SHAPE, 20 * index, np.uint8) for index, image_id in enumerate(TRAIN_IDS[:3])}
+    # Stored by an earlier sweep, then damaged on disk.
+    slots = canonical_slots(3, list(sources))
+    seeds = [derive_seed(key, 0, source_id, slot) for source_id, slot in slots]
+    batch_sources = np.stack([sources[source_id] for source_id, _ in slots])
+    images = ray.get(generator.generate.remote(0, seeds, batch_sources, key=key, pool_root=root), timeout=120)
+    records = pool.add(key, 0, slots, seeds, images)
+    flip_last_byte(Path(root) / key.folder_name / "shards" / records[0].shard)
+
+    # The next sweep's pool actor checks the shard rather than trusting it, sets the batch aside, makes its images
+    # again with the same seeds and serves those.
     actor = get_synthetic_pool(root)
     try:
-        def request() -> tuple[np.ndarray, list[dict]]:
-            reference = actor.request.remote(key, 0, 3, TRAIN_IDS, list(sources), sources)
-            return ray.get(reference, timeout=120)
-
-        images, records = request()
-        shard = Path(root) / key.folder_name / "shards" / records[0]["shard"]
-        flip_last_byte(shard)
-        # A fresh actor (an empty cache), as a later sweep would start: it must check the shard, not trust it.
-        ray.kill(actor, no_restart=True)
-        actor = get_synthetic_pool(root)
-        again, again_records = request()
-        np.testing.assert_array_equal(again, images)
-        assert again_records[0]["shard"] != records[0]["shard"]
-        manifests = sorted(path.name for path in (Path(root) / key.folder_name / "manifests").iterdir())
-        assert manifests == sorted([records[0]["shard"].replace(".npy", ".json.corrupt"),
-                                    again_records[0]["shard"].replace(".npy", ".json")])
+        again, again_records = ray.get(actor.request.remote(key, 0, 3, TRAIN_IDS, list(sources), sources), timeout=120)
     finally:
         ray.kill(actor, no_restart=True)
+    np.testing.assert_array_equal(again, images)
+    manifests = sorted(path.name for path in (Path(root) / key.folder_name / "manifests").iterdir())
+    assert manifests == sorted([records[0].shard.replace(".npy", ".json.corrupt"),
+                                again_records[0]["shard"].replace(".npy", ".json")])
 
 
 # ----- an S3 server that stops mid-write
@@ -292,6 +292,18 @@ def test_a_storage_server_stopped_mid_write_fails_the_write_serves_nothing_half_
     # The shard the stopped write left behind is an orphan: never served, removed by the cleaner.
     assert later.clean_orphans(older_than_s=0) == (1 if stopped_before == "manifests" else 0)
     assert later.verify().corrupt == []
+
+    # `verify --repair` on the bucket: a shard changed in place is found and its batch set aside.
+    client = s3.client()
+    shard = next(key for key in s3.keys(prefix) if key.endswith(".npy"))
+    data = bytearray(client.get_object(Bucket=s3.bucket, Key=shard)["Body"].read())
+    data[-1] ^= 0x01
+    client.put_object(Bucket=s3.bucket, Key=shard, Body=bytes(data))
+    report = SyntheticPool(root).verify(repair=True)
+    assert [error.damaged for error in report.corrupt] == [f"{s3.bucket}/{shard}"]
+    manifest = f"{s3.bucket}/{shard.replace('/shards/', '/manifests/').replace('.npy', '.json')}"
+    assert report.set_aside == {manifest: f"{manifest}.corrupt"}
+    assert f"{manifest.split('/', 1)[1]}.corrupt" in s3.keys(prefix)
 
 
 # ----- a generator that fails mid-request
