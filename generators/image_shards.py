@@ -1,25 +1,44 @@
-"""The pixels of pool images: one `.npy` shard per written batch under `<key folder>/shards/`, read through a cache
-bounded in bytes."""
+"""The pixels of pool images: one `.npy` shard per written batch under `<key folder>/shards/`, each checked against
+the sha256 its manifest records before any of its images is served, read through a cache bounded in bytes that
+holds checked arrays only."""
 
 from __future__ import annotations
 
 import io
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from generators.errors import PoolError
+from generators.pool_batches import CorruptBatchError, Manifest, sha256_hex
 from generators.pool_keys import PoolKey, SyntheticRecord, examples
 from generators.pool_storage import PoolStorage
 
 
-def encode_shard(images: np.ndarray) -> bytes:
-    """The bytes of one shard: uint8 [N, C, H, W] images as .npy, never pickled."""
-    buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(images), allow_pickle=False)
-    return buffer.getvalue()
+def decode_shard(storage: PoolStorage, manifest: Manifest, data: bytes, image_shape: tuple[int, int, int]) -> np.ndarray:
+    """The images of a shard's bytes, checked: its sha256 (when its manifest records one: manifests of format 1
+    do not), its .npy header, and a uint8 [N, C, H, W] array that holds every position the manifest names.
+    CorruptBatchError, naming the shard, otherwise."""
+    path = storage.path(manifest.folder, "shards", manifest.shard)
+
+    def corrupt(reason: str) -> CorruptBatchError:
+        return CorruptBatchError(storage.root, manifest.path, path, reason)
+
+    if manifest.shard_sha256 is not None and sha256_hex(data) != manifest.shard_sha256:
+        raise corrupt(f"its {len(data)} bytes do not match the sha256 its manifest {manifest.path} records")
+    try:
+        array = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, EOFError, OSError) as error:
+        raise corrupt(f"not a readable .npy file: {error}") from None
+    needed = max((record.position for record in manifest.records), default=-1) + 1
+    if array.dtype != np.uint8 or array.ndim != 4 or tuple(array.shape[1:]) != tuple(image_shape) or len(array) < needed:
+        raise corrupt(
+            f"it holds {array.dtype} {list(array.shape)}, not the uint8 [{needed}, {', '.join(map(str, image_shape))}] "
+            "its manifest names"
+        )
+    return array
 
 
 class ShardCache:
@@ -55,10 +74,13 @@ class ShardCache:
 
 
 class ShardReader:
-    """Reads the stored pixels of records, one shard read per shard however many of its images are asked for."""
+    """Reads the stored pixels of records, one shard read per shard however many of its images are asked for.
+    `manifest_of` gives the manifest that names a shard (by the shard's path), whose checksum the shard must
+    match."""
 
-    def __init__(self, storage: PoolStorage, cache_bytes: int) -> None:
+    def __init__(self, storage: PoolStorage, cache_bytes: int, manifest_of: Callable[[str], Manifest | None]) -> None:
         self._storage = storage
+        self._manifest_of = manifest_of
         self.cache = ShardCache(cache_bytes)
 
     def images_of(
@@ -73,20 +95,31 @@ class ShardReader:
         for index, record in enumerate(records):
             by_shard.setdefault(record.shard, []).append(index)
         for shard, indices in by_shard.items():
-            stored = self._load(key, shard)
+            stored = self._load(key, shard, image_shape)
             images[indices] = stored[[records[index].position for index in indices]]
         return images
 
-    def _load(self, key: PoolKey, shard: str) -> np.ndarray:
+    def _load(self, key: PoolKey, shard: str, image_shape: tuple[int, int, int]) -> np.ndarray:
         path = self._storage.path(key.folder_name, "shards", shard)
         cached = self.cache.get(path)
         if cached is not None:
             return cached
-        try:
-            array = np.load(io.BytesIO(self._storage.read_bytes(path)), allow_pickle=False)
-        except FileNotFoundError:
+        manifest = self._manifest_of(path)
+        if manifest is None:
             raise PoolError(
-                f"shard {path} named by a manifest is gone (removed by another process?); call refresh() and retry"
+                f"no manifest in the pool's index names shard {path} (its batch was removed or set aside since these "
+                "records were read); call refresh() and read the records again"
+            )
+        try:
+            data = self._storage.read_bytes(path)
+        except FileNotFoundError:
+            if not self._storage.exists(manifest.path):
+                raise PoolError(
+                    f"shard {path} and its manifest are gone (removed by another process?); call refresh() and retry"
+                ) from None
+            raise CorruptBatchError(
+                self._storage.root, manifest.path, path, f"it is gone, though its manifest {manifest.path} names it"
             ) from None
+        array = decode_shard(self._storage, manifest, data, image_shape)
         self.cache.put(path, array)
         return array

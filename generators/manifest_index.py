@@ -1,5 +1,6 @@
 """The index of a pool's manifests: which images exist per (key, class), in canonical order, which slots are
-missing, and adding a batch. Manifests whose name starts with `.tmp-` are ignored."""
+missing, and adding a batch. Manifests whose name starts with `.tmp-` or that do not end in `.json` (a corrupt
+batch set aside) are ignored; so are corrupt manifests, whose slots therefore count as missing."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from generators.errors import PoolError
-from generators.pool_batches import Manifest, read_manifest, write_batch
+from generators.pool_batches import Manifest, read_manifest, set_aside, write_batch
 from generators.pool_keys import PoolKey, SlotKey, SyntheticRecord, slot_order
 from generators.pool_storage import TEMPORARY_PREFIX, PoolStorage
 
@@ -24,6 +25,8 @@ class ManifestIndex:
         self._storage = storage
         self._lock = threading.RLock()
         self._manifests: dict[str, Manifest] = {}
+        # Manifests found corrupt (batch names are never reused, so they stay so): not read again, not warned again.
+        self._ignored: set[str] = set()
         self._index: dict[PoolKey, dict[int, dict[SlotKey, SyntheticRecord]]] = {}
         self._loaded = False
 
@@ -40,10 +43,12 @@ class ManifestIndex:
             for path in [path for path, manifest in self._manifests.items() if manifest.folder in touched]:
                 if path not in found:
                     del self._manifests[path]
-            for path in sorted(found - self._manifests.keys()):
+            for path in sorted(found - self._manifests.keys() - self._ignored):
                 manifest = read_manifest(self._storage, path)
                 if manifest is not None:
                     self._manifests[path] = manifest
+                elif self._storage.exists(path):
+                    self._ignored.add(path)
             if key is None:
                 self._index.clear()
                 touched = {manifest.folder for manifest in self._manifests.values()}
@@ -169,6 +174,23 @@ class ManifestIndex:
             for path in [path for path, manifest in self._manifests.items() if manifest.folder in folders]:
                 del self._manifests[path]
             self._rebuild(set(folders))
+
+    def manifest_of(self, shard_path: str) -> Manifest | None:
+        """The indexed manifest that names the shard at `shard_path`."""
+        folder, _, shard = shard_path[len(self._storage.base) + 1 :].partition("/shards/")
+        with self._lock:
+            batch_id = shard.removesuffix(".npy")
+            manifest = self._manifests.get(self._storage.path(folder, "manifests", f"{batch_id}.json"))
+            return manifest if manifest is not None and manifest.shard == shard else None
+
+    def set_aside(self, manifest_path: str) -> str | None:
+        """Sets a corrupt batch aside (pool_batches.set_aside) and drops it, so its slots count as missing."""
+        with self._lock:
+            target = set_aside(self._storage, manifest_path)
+            manifest = self._manifests.pop(manifest_path, None)
+            if manifest is not None:
+                self._rebuild({manifest.folder})
+            return target
 
     def referenced_shards(self) -> set[str]:
         """Paths of the shards some manifest names."""

@@ -6,11 +6,14 @@ Layout under a root (a local folder, or a URI such as s3://bucket/pool opened wi
   datasets/<dataset>.json                   training image ids and image shape of a registered dataset
   <key folder> = <generator>--<settings hash>--<dataset>[--fit-<fit subset>]   (PoolKey.folder_name)
   <key folder>/shards/<batch>.npy           uint8 [N, C, H, W] images of one written batch
-  <key folder>/manifests/<batch>.json       that batch's key, settings and records; a batch exists once this exists
+  <key folder>/manifests/<batch>.json       that batch's key, settings, records and checksums; a batch exists once
+                                            this exists
+  <key folder>/manifests/<batch>.json.corrupt   a corrupt batch set aside (its shard or manifest failed its checksum)
   <key folder>/model/                       a fitted generator's files, fit_info.json, and COMPLETE written last
   api_spend.json                            image API spend per key and the cap (generators.api_spend)
 Local writes go to a `.tmp-` name and are renamed; object stores write whole objects, so a reader never sees
 half a file. Names starting with `.tmp-` and shards without a manifest are ignored and removed by clean_orphans().
+Every shard is checked against the sha256 its manifest records before its images are served (pool_batches).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from generators.image_shards import ShardReader
 from generators.leakage import AdmittedRequest, LeakageRules
 from generators.manifest_index import ManifestIndex
 from generators.model_store import ModelStore
-from generators.pool_batches import check_batch
+from generators.pool_batches import CorruptBatchError, check_batch
 from generators.pool_keys import (
     PoolKey,
     SlotKey,
@@ -37,7 +40,7 @@ from generators.pool_keys import (
     check_name,
     derive_seed,
 )
-from generators.pool_maintenance import clean_orphans, remove_key_folders
+from generators.pool_maintenance import VerifyReport, clean_orphans, remove_key_folders, verify_batches
 from generators.pool_storage import PoolStorage, open_pool_root
 
 if TYPE_CHECKING:
@@ -45,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AdmittedRequest",
+    "CorruptBatchError",
     "LeakageError",
     "PoolError",
     "PoolKey",
@@ -67,7 +71,7 @@ class SyntheticPool:
         self._models = ModelStore(self._storage)
         self._leakage = LeakageRules(self._datasets, self._models)
         self._index = ManifestIndex(self._storage)
-        self._shards = ShardReader(self._storage, shard_cache_bytes)
+        self._shards = ShardReader(self._storage, shard_cache_bytes, self._index.manifest_of)
         self.spend = SpendLedger(self._storage)
         """What the pool has spent on image APIs, and the cap on it."""
 
@@ -192,7 +196,8 @@ class SyntheticPool:
 
     def images_of(self, key: PoolKey, records: Sequence[SyntheticRecord]) -> np.ndarray:
         """The stored pixels of `records` of one key, uint8 [len(records), C, H, W]. No leakage check: for
-        looking at the pool; trials read through read() or the pool actor."""
+        looking at the pool; trials read through read() or the pool actor. CorruptBatchError, naming the file, if
+        a shard does not match its manifest's checksum (set_aside() then lets the pool make its images again)."""
         return self._shards.images_of(key, records, self._datasets.get(key.dataset).image_shape)
 
     # ----- reports and maintenance
@@ -218,3 +223,15 @@ class SyntheticPool:
         """Deletes temporary files and folders and shards no manifest names, if older than `older_than_s`
         (younger ones may belong to a write in progress); returns how many were deleted."""
         return clean_orphans(self._storage, self._index, older_than_s)
+
+    def set_aside(self, manifest_path: str) -> str | None:
+        """Sets a corrupt batch aside (its manifest renamed to `<batch>.json.corrupt`, its shard left to
+        clean_orphans()), so its slots count as missing and are made again with their seeds; returns the new
+        name, or None if another process set it aside first."""
+        return self._index.set_aside(manifest_path)
+
+    def verify(self, *, repair: bool = False) -> VerifyReport:
+        """Checks every stored batch: manifests against their own checksum, shards against the one their manifest
+        records (batches of format 1 manifests, written before checksums, are only read back). With `repair`,
+        sets the corrupt batches aside."""
+        return verify_batches(self._storage, self._index, self._datasets, repair)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ from generators.api_settings import ImageApiSettings
 from generators.api_spend import Reservation
 from generators.errors import GeneratorError, PoolError
 from generators.generator_actor import POOL_NAMESPACE, find_generator_actors, generator_actor_name
-from generators.pool import PoolKey, SyntheticPool, open_pool_root
+from generators.pool import CorruptBatchError, PoolKey, SyntheticPool, open_pool_root
 from generators.pool_keys import SlotKey, check_class_index, check_count, derive_seed, examples
 from spaces import GENERATORS
 
@@ -28,6 +29,11 @@ GENERATION_BATCH_SIZE = 32
 # and diffusers), and one batch of generation is seconds to minutes on a CPU.
 GENERATOR_DESCRIBE_TIMEOUT_S = 300.0
 GENERATION_BATCH_TIMEOUT_S = 3600.0
+# A request that meets a corrupt batch sets it aside and makes its images again, one batch per try, this many tries
+# in all: a batch corrupt again right after it was written points at the storage, reported, not retried forever.
+CORRUPT_BATCH_ATTEMPTS = 8
+
+logger = logging.getLogger(__name__)
 
 
 def pool_actor_name(root: str) -> str:
@@ -103,12 +109,22 @@ class SyntheticPoolActor:
         count = check_count(count)
         admitted = await asyncio.to_thread(self._pool.check_request, key, trial_subset_ids, allowed_source_ids)
         lock = self._locks.setdefault((key, class_index), asyncio.Lock())
-        async with lock:
-            missing = await asyncio.to_thread(self._missing_slots, key, class_index, count, allowed_source_ids)
-            if missing:
-                await self._generate(key, class_index, missing, sources)
-        images, records = await asyncio.to_thread(self._pool.read_admitted, admitted, class_index, count)
-        return images, [record.to_dict() for record in records]
+        for attempt in range(CORRUPT_BATCH_ATTEMPTS):
+            async with lock:
+                missing = await asyncio.to_thread(self._missing_slots, key, class_index, count, allowed_source_ids)
+                if missing:
+                    await self._generate(key, class_index, missing, sources)
+            try:
+                images, records = await asyncio.to_thread(self._pool.read_admitted, admitted, class_index, count)
+            except CorruptBatchError as error:
+                if attempt + 1 == CORRUPT_BATCH_ATTEMPTS:
+                    raise
+                # Never served: set aside, so its slots are missing and made again (same seeds) on the next turn.
+                logger.warning("%s", error)
+                await asyncio.to_thread(self._pool.set_aside, error.manifest_path)
+                continue
+            return images, [record.to_dict() for record in records]
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def make(self, key: PoolKey, class_index: int, count: int) -> int:
         """Generates the missing images among the first `count` of a noise generator's (key, class), returning
@@ -177,12 +193,12 @@ class SyntheticPoolActor:
             images = await asyncio.wait_for(reference, GENERATION_BATCH_TIMEOUT_S * turn)
         except Exception as error:
             cause = getattr(error, "cause", None) or error
-            sources = sorted({source_id for source_id, _ in batch if source_id is not None})
-            if isinstance(cause, GeneratorError) and sources:
-                raise GeneratorError(
-                    f"{key.generator} could not make images of class {class_index} from source image "
-                    f"{examples(sources)}: {cause}"
-                ) from None
+            if isinstance(cause, GeneratorError):
+                # The generator's own message, first, as one error (not Ray's nested tracebacks) for the trial that
+                # asked and the sweep's summary; what this request stored before stays stored.
+                sources = sorted({source_id for source_id, _ in batch if source_id is not None})
+                where = f" from source image {examples(sources)}" if sources else ""
+                raise GeneratorError(f"{key.generator} could not make images of class {class_index}{where}: {cause}") from None
             raise
         if reservation is not None:
             # Recorded before it is stored: a stored image is always counted, even if the write below fails.

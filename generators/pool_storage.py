@@ -2,7 +2,9 @@
 reads, listing, deletion, and the `pool.json` marker that tells a pool's folder from any other.
 
 Local writes go to a `.tmp-` name and are renamed; object stores write whole objects, so a reader never sees half
-a file.
+a file. A write the storage refuses or cannot take (an S3 server that stopped answering, after the S3 client's own
+bounded retries; a full disk) is a PoolError naming the file: nothing of it is visible, and a batch of images only
+exists once its manifest, written last, does, so a later request or sweep makes whatever is missing.
 """
 
 from __future__ import annotations
@@ -68,9 +70,16 @@ class PoolStorage:
         }
 
     def write(self, path: str, data: bytes) -> None:
-        """Writes a whole file so that readers see either nothing or all of it."""
-        self.mark_as_pool()
-        self._write_whole(path, data)
+        """Writes a whole file so that readers see either nothing or all of it; PoolError, naming the file, if the
+        storage does not take it."""
+        try:
+            self.mark_as_pool()
+            self._write_whole(path, data)
+        except OSError as error:
+            raise PoolError(
+                f"could not write {path} to the pool at {self.root}: {error}. Nothing of it is visible to readers; "
+                "once the storage answers again, the next request or sweep (or --resume) makes what is missing"
+            ) from error
 
     def mark_as_pool(self) -> None:
         """Writes the marker before this process first writes to the root, so commands can tell the folder is a

@@ -1,4 +1,5 @@
-"""`python -m search.pool`: what a synthetic pool holds, a PNG grid of its images per class, removing a generator."""
+"""`python -m search.pool`: what a synthetic pool holds, a PNG grid of its images per class, removing a generator,
+checking every stored batch against its checksums."""
 
 from __future__ import annotations
 
@@ -116,7 +117,29 @@ def build_parser() -> argparse.ArgumentParser:
     remove = commands.add_parser("remove", help="remove a generator's images and fitted models")
     remove.add_argument("generator")
     remove.add_argument("--settings-hash", default=None, help="only these settings (see `list`)")
+    verify = commands.add_parser(
+        "verify", help="read every shard and manifest and check them against their checksums (exit 1 if any is corrupt)"
+    )
+    verify.add_argument(
+        "--repair", action="store_true",
+        help="set corrupt batches aside (manifest renamed to .json.corrupt) so the next sweep makes their images again",
+    )
     return parser
+
+
+def verify_lines(pool: SyntheticPool, repair: bool) -> tuple[list[str], bool]:
+    """What `verify` prints, and whether the pool is sound now (nothing corrupt, or all of it set aside)."""
+    report = pool.verify(repair=repair)
+    total = report.verified + report.unverified + len(report.corrupt)
+    lines = [
+        f"{pool.root}: {total} batches: {report.verified} checked against their checksums, {report.unverified} written "
+        f"before checksums (read back only), {len(report.corrupt)} corrupt; {report.images} sound images"
+    ]
+    lines += [f"corrupt: {error.damaged}: {error.reason}" for error in report.corrupt]
+    lines += [f"set aside {path} as {target}" for path, target in report.set_aside.items()]
+    if report.corrupt and not repair:
+        lines.append("run again with --repair to set them aside; the next sweep makes their images again")
+    return lines, not report.corrupt or repair
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -130,6 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(line)
         elif arguments.command == "grid":
             print(sample_grid(pool, Path(arguments.output), arguments.per_class, arguments.generator))
+        elif arguments.command == "verify":
+            lines, sound = verify_lines(pool, arguments.repair)
+            print("\n".join(lines))
+            return 0 if sound else 1
         else:
             removed = pool.remove(arguments.generator, arguments.settings_hash)
             print(
