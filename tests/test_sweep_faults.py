@@ -83,7 +83,6 @@ def test_a_killed_trial_process_is_retried_from_its_checkpoint(driver: SweepDriv
 
     trial, last = wait_for(a_checkpointed_trial, SWEEP_TIMEOUT_S, "a trial's third epoch and a checkpoint", process)
     os.kill(int(last["pid"]), signal.SIGKILL)
-    checkpointed_before = checkpointed_epochs(result_rows(report)[trial])
     process.wait(timeout=SWEEP_TIMEOUT_S)
     output = driver.output()
     assert process.returncode == 0, output[-4000:]
@@ -94,6 +93,7 @@ def test_a_killed_trial_process_is_retried_from_its_checkpoint(driver: SweepDriv
     # The retry ran in another process ...
     restart = next(index for index, row in enumerate(rows) if int(row["pid"]) != int(last["pid"]))
     # ... from a checkpoint the trial had written before its process died, not from epoch 1 ...
+    checkpointed_before = checkpointed_epochs(rows[:restart])
     assert epochs[restart] - 1 in checkpointed_before, (epochs, checkpointed_before)
     assert epochs.count(1) == 1, epochs
     # ... to the last epoch, without a gap.
