@@ -70,7 +70,11 @@ def print_interrupted(resume: str | None) -> None:
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
     if STATE.interrupted:
         print("\nSecond interrupt: stopping now, without saving more.", file=sys.stderr, flush=True)
-        print_interrupted(STATE.resume)
+        try:
+            resume = resumable()
+        except Exception:  # noqa: BLE001 - the storage could not say: the command is still the best advice
+            resume = STATE.resume
+        print_interrupted(resume)
         # Ray's local processes share the driver's fate (the kernel ends them with it); nothing else is waited for.
         os._exit(INTERRUPTED_EXIT_CODE)
     STATE.interrupted = True

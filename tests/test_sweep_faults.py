@@ -120,8 +120,12 @@ def test_a_sweep_whose_driver_was_killed_resumes_without_redoing_anything(driver
         return rows if done and running else None
 
     before = wait_for(short_done_long_checkpointed, SWEEP_TIMEOUT_S, "one trial finished and one checkpointed", process)
-    os.killpg(process.pid, signal.SIGKILL)
+    # The driver alone, as the OOM killer or a lost SSH session would: the Ray processes it started may outlive it
+    # for a moment (the kernel ends them with it); the resume below does not wait for that.
+    assert driver.ray_processes()
+    os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
+    leftover = driver.ray_processes()
     pool_before = pool_state(tmp_path / "results" / "synthetic_pool")
     assert pool_before and all(dict(row)["count"] > 0 for row in pool_before)
 
@@ -139,6 +143,7 @@ def test_a_sweep_whose_driver_was_killed_resumes_without_redoing_anything(driver
     # The pool's images were reused, not made again: same images, same creation times.
     assert pool_state(tmp_path / "results" / "synthetic_pool") == pool_before
     assert (report / "report.html").is_file() and (report / "storage.json").is_file()
+    print(f"Ray processes left just after the driver's SIGKILL: {len(leftover)}")
 
 
 def assert_complete_epochs(report: Path, planned: set[int]) -> None:
@@ -152,6 +157,8 @@ def test_ctrl_c_stops_the_sweep_cleanly_and_prints_a_resume_command_that_works(d
     process = driver.start(*sweep_flags(tmp_path, "interrupted"))
     wait_for(lambda: any(checkpointed_epochs(rows) and rows[-1]["epoch"] <= EPOCHS - MARGIN_EPOCHS
                          for rows in result_rows(report).values()), SWEEP_TIMEOUT_S, "a trial's first checkpoint", process)
+    # Found by their temp dir (so the check that they are gone below can fail).
+    assert driver.ray_processes()
     stopped = time.monotonic()
     # A terminal's Ctrl-C: SIGINT to the driver's process group.
     os.killpg(process.pid, signal.SIGINT)
@@ -180,7 +187,9 @@ def test_ctrl_c_stops_the_sweep_cleanly_and_prints_a_resume_command_that_works(d
 def test_a_second_ctrl_c_stops_at_once(driver: SweepDriver, tmp_path: Path) -> None:
     report = tmp_path / "results" / "twice"
     process = driver.start(*sweep_flags(tmp_path, "twice"))
-    wait_for(lambda: any(result_rows(report).values()), SWEEP_TIMEOUT_S, "a trial's first result", process)
+    # Once Tune has saved the experiment (a trial may not have started yet).
+    wait_for(lambda: (report / "tuner.pkl").is_file(), SWEEP_TIMEOUT_S, "the Tune experiment's first state", process)
+    assert driver.ray_processes()
     os.killpg(process.pid, signal.SIGINT)
     time.sleep(0.2)
     os.killpg(process.pid, signal.SIGINT)
