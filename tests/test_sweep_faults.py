@@ -202,3 +202,24 @@ def test_a_second_ctrl_c_stops_at_once(driver: SweepDriver, tmp_path: Path) -> N
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_resume_takes_the_recorded_settings_and_space_under_the_flags_given(tmp_path: Path) -> None:
+    """No Ray: what `--resume --name X --storage Y` alone will run, from the sweep's record."""
+    from search.config import build_sweep_config
+    from search.run import prepare
+    from search.sweep_record import new_record
+
+    space_file = tmp_path / "space.yaml"
+    space_file.write_text(yaml.safe_dump(SPACE))
+    storage = tmp_path / "results"
+    started = build_sweep_config({}, {"space": str(space_file), "phantom_count": 200, "num_cpus": 1, "seed": 7})
+    (storage / "recorded").mkdir(parents=True)
+    new_record(started, started.search_space(), "recorded", str(storage / "recorded"), "phantom").write(storage / "recorded")
+    # The space file changes after the sweep started: the resumed sweep still searches the recorded space.
+    space_file.write_text(yaml.safe_dump({"fixed": {"training.epochs": 1}}))
+
+    resumed = prepare(["--resume", "--name", "recorded", "--storage", str(storage), "--seed", "8"])
+    assert resumed.sweep.resume and resumed.sweep.phantom_count == 200 and resumed.sweep.num_cpus == 1
+    assert resumed.sweep.seed == 8  # a flag given now wins over the record
+    assert resumed.space.parameters.keys() == {"optimizer.lr"} and resumed.space.fixed["training.epochs"] == EPOCHS
