@@ -81,6 +81,10 @@ class SweepConfig(StrictModel):
         "AWS_ENDPOINT_URL points s3:// at MinIO or another S3-compatible store)")
     name: str | None = Field(None, description="sweep name; default: <space>-<date>-<time>")
     resume: bool = Field(False, description="resume the interrupted sweep <storage>/<name>")
+    max_failures: int = Field(
+        2, ge=0, le=100, description="times a failed trial is retried from its last checkpoint (its best epoch so far, "
+        "or its last), e.g. after its process or node died; 0: a failed trial stays failed",
+    )
     report_dir: str | None = Field(
         None,
         description="where leaderboard, best config and plots go; default: <storage>/<name> for a local folder, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,8 +15,9 @@ from ray import tune
 from ray.tune.schedulers import TrialScheduler
 
 from generators import GeneratorError
+from search import interrupt
 from search.cli import build_parser, flags_to_settings
-from search.config import SweepConfig, build_sweep_config, read_config_file
+from search.config import SweepConfig, build_sweep_config, merge, read_config_file, validate_sweep_config
 from search.finalists_run import train_and_test_finalists
 from search.ray_connection import connect_to_ray
 from search.report import printable_leaderboard
@@ -24,7 +26,7 @@ from search.report_upload import upload_report
 from search.schedulers import SCHEDULERS, stopping_epochs
 from search.searchers import SEARCHERS, SearchGoal, SearchPlan
 from search.storage_usage import keep_only_best_weights, measure_storage, write_storage_usage
-from search.sweep_record import new_record
+from search.sweep_record import RECORD_FILE, SweepRecord, new_record
 from search.sweep_report import analyse_sweep, printable_effects, report_images, write_html_report
 from search.synthetic_demand import GeneratorDemand, generator_demands, generator_uses, smallest_fractions
 from search.synthetic_filter_setup import attach_label_filters, space_uses_label_filter
@@ -87,7 +89,12 @@ def prepare(argv: Sequence[str] | None) -> PreparedSweep:
     parser = build_parser(describe_sources(), list_presets())
     arguments = parser.parse_args(argv)
     config_file = read_config_file(arguments.config) if arguments.config else {}
-    sweep = build_sweep_config(config_file, flags_to_settings(arguments), arguments.config)
+    flags = flags_to_settings(arguments)
+    sweep = build_sweep_config(config_file, flags, arguments.config)
+    if sweep.resume and not sweep.name:
+        raise ConfigError("resume", True, "resuming needs --name of the interrupted sweep")
+    if sweep.resume:
+        sweep = resumed_settings(sweep, merge(config_file, flags), arguments.config)
     space = sweep.search_space()
     image_size = sweep.image_size if sweep.image_size is not None else (32 if sweep.data == "phantom" else None)
     dataset = load_dataset(
@@ -105,12 +112,22 @@ def prepare(argv: Sequence[str] | None) -> PreparedSweep:
         demands = [GeneratorDemand(settings, np.zeros(search_data.num_classes, np.int64)) for settings in uses]
     # Every generator that will be prepared counts, however it was found.
     check_image_upload(sweep, [*uses, *(demand.settings for demand in demands)], search_data, f"space {space.name!r}")
-    if sweep.resume and not sweep.name:
-        raise ConfigError("resume", True, "resuming needs --name of the interrupted sweep")
     goal = SearchGoal(metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples, seed=sweep.seed)
     search_plan = SEARCHERS[sweep.searcher](space, goal)
     scheduler = SCHEDULERS[sweep.scheduler](space, max_epochs(space))
     return PreparedSweep(sweep, space, dataset, search_plan, scheduler, demands, smallest_fractions(trials, search_data))
+
+
+def resumed_settings(sweep: SweepConfig, given: dict, source: str | None) -> SweepConfig:
+    """--resume continues the sweep as it was started: its recorded settings and its space as it was then (a
+    preset or file changed since does not change it), under what this command gives (--ray-address on a new
+    cluster, say). Without a record (a report folder on another machine) the command's settings are used."""
+    assert sweep.name is not None
+    report_dir = report_directory(sweep, sweep.name)
+    if not (report_dir / RECORD_FILE).is_file():
+        return sweep
+    record = SweepRecord.read(report_dir)
+    return validate_sweep_config(merge({**record.settings, "space": record.space}, given), source)
 
 
 def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
@@ -118,9 +135,11 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
     name = sweep.sweep_name(time.strftime("%Y%m%d-%H%M%S"))
     root = storage_root(sweep)
     experiment_path = f"{root.rstrip('/')}/{name}"
+    interrupt.STATE.resume = interrupt.resume_command(name, root, sweep.report_dir)
+    interrupt.STATE.experiment_path = experiment_path
     report_dir = report_directory(sweep, name)
     report_dir.mkdir(parents=True, exist_ok=True)
-    callbacks = [callback for callback in [create_wandb_callback(sweep, name, report_dir)] if callback is not None]
+    callbacks = [interrupt.StopOnInterrupt(), *(c for c in [create_wandb_callback(sweep, name, report_dir)] if c is not None)]
     record = new_record(sweep, space, name, experiment_path, dataset.describe())
     record.write(report_dir)
 
@@ -177,15 +196,18 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
     search_started = time.monotonic()
     # The search gets time_budget_s x (1 - answer_budget_share); twins and finalists share the rest, to the deadline.
     deadline = search_started + sweep.time_budget_s if sweep.time_budget_s is not None else None
-    results = tuner.fit()
+    with interrupt.tune_run():
+        results = tuner.fit()
     record.seconds["search"] = time.monotonic() - search_started
 
     def fresh_callbacks() -> list:
         # A fresh W&B callback (online mode) per extra Tune run: Ray's callback keeps per-experiment state.
-        return [callback for callback in [create_wandb_callback(sweep, name, report_dir)] if callback is not None]
+        wandb = create_wandb_callback(sweep, name, report_dir)
+        return [interrupt.StopOnInterrupt(), *([wandb] if wandb is not None else [])]
 
     twin_budget_s = None if deadline is None else (deadline - time.monotonic()) * (0.5 if finalists_on(sweep) else 1.0)
-    twin_results = train_twins(record, results, trainable_of, fresh_callbacks(), twin_budget_s)
+    with interrupt.tune_run():
+        twin_results = train_twins(record, results, trainable_of, fresh_callbacks(), twin_budget_s)
     record.write(report_dir)
     keep_only_best_weights(results, experiment_path)
     if twin_results is not None and record.twins_path is not None:
@@ -213,14 +235,15 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
     plots = tuple(analysis.plots)
     finalists = None
     if finalists_on(sweep):
-        finalists = train_and_test_finalists(
-            record, leaderboard, analysis.histories,
-            real_only_ranking=ranked_with_twins(leaderboard, analysis.twins_leaderboard, sweep),
-            settings=settings, trainable_of=trainable_of,
-            run_config_of=lambda run_name: tune_run_config(sweep, run_name, experiment_path, fresh_callbacks()),
-            dataset=dataset, demands=prepared.generator_demands, fit_fractions=prepared.fit_fractions,
-            pool_root=pool_root_of(sweep, root), deadline=deadline, report_dir=report_dir,
-        )
+        with interrupt.tune_run():
+            finalists = train_and_test_finalists(
+                record, leaderboard, analysis.histories,
+                real_only_ranking=ranked_with_twins(leaderboard, analysis.twins_leaderboard, sweep),
+                settings=settings, trainable_of=trainable_of,
+                run_config_of=lambda run_name: tune_run_config(sweep, run_name, experiment_path, fresh_callbacks()),
+                dataset=dataset, demands=prepared.generator_demands, fit_fractions=prepared.fit_fractions,
+                pool_root=pool_root_of(sweep, root), deadline=deadline, report_dir=report_dir,
+            )
     else:
         record.not_computed["finalists"] = "finalists are off (finalists: 0 or --no-final-test): the test split was not read"
     test_metrics_path = finalists.test_metrics_path if finalists is not None else None
@@ -265,7 +288,27 @@ def error_message(error: BaseException) -> str:
     return str(getattr(error, "cause", None) or error)
 
 
+# How long an interrupted driver waits for Ray to shut down before it exits anyway (its local processes end with it).
+RAY_SHUTDOWN_TIMEOUT_S = 20.0
+
+
+def shut_down_ray() -> None:
+    import ray
+
+    if ray.is_initialized():
+        stopping = threading.Thread(target=ray.shutdown, daemon=True)
+        stopping.start()
+        stopping.join(RAY_SHUTDOWN_TIMEOUT_S)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if threading.current_thread() is not threading.main_thread():
+        return run_main(argv)
+    with interrupt.handling():
+        return run_main(argv)
+
+
+def run_main(argv: Sequence[str] | None) -> int:
     try:
         prepared = prepare(argv)
         print(prepared.dataset.describe())
@@ -275,6 +318,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EXPECTED_ERRORS as error:
         print(f"error: {error_message(error)}", file=sys.stderr)
         return 2
+    except (interrupt.SweepInterrupted, KeyboardInterrupt):
+        interrupt.print_interrupted(interrupt.resumable())
+        shut_down_ray()
+        return interrupt.INTERRUPTED_EXIT_CODE
     return 0 if outputs.trials_finished > 0 else 1
 
 

@@ -45,6 +45,8 @@ def tune_run_config(sweep: SweepConfig, name: str, storage_path: str, callbacks:
         # resume, PBT and the final test evaluation alike. PBT clones other trials' recent checkpoints, which must
         # outlive the clone's restore, so it keeps a few.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if sweep.scheduler == "pbt" else 1),
+        # A trial whose process or node dies (or that raises) starts again from its latest checkpoint, this many times.
+        failure_config=tune.FailureConfig(max_failures=sweep.max_failures),
         # A trial that has trained its planned epochs stops before the scheduler sees the
         # result, so PBT never clones into a finished trial.
         stop=stop_after_planned_epochs,
