@@ -227,6 +227,11 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
                 print(f"  trial failed: {result.error}")
         return SweepOutputs(name, experiment_path, report_dir, leaderboard_path, None, None, (), None, 0, errored)
     print(printable_leaderboard(leaderboard, space, sweep))
+    for result in results:
+        if result.error:
+            # The leaderboard says `error`; the reason is the error's last line (the whole trace is in error.txt).
+            print(f"  trial {(result.metrics or {}).get('trial_id', '?')} failed: {last_error_line(result.error)} "
+                  f"({result.path}/error.txt)")
     if not analysis.effects.empty:
         print(f"\nEffect of synthetic images on {sweep.metric} against each configuration's real-only twin:")
         print(printable_effects(analysis.effects))
@@ -277,6 +282,14 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
         name, experiment_path, report_dir, leaderboard_path, best_config_path, test_metrics_path, plots, report_path,
         finished, errored,
     )
+
+
+def last_error_line(error: BaseException) -> str:
+    """`Type: message` of the exception a trial died of, out of Ray's wrapped trace (at most 300 characters)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    named = [line for line in lines if ": " in line and line.split(": ", 1)[0].replace(".", "").isidentifier()]
+    line = named[-1] if named else (lines[-1] if lines else type(error).__name__)
+    return line if len(line) <= 300 else line[:297] + "..."
 
 
 # Every error a user can cause with their input or their files: one clean line and exit code 2.

@@ -188,3 +188,21 @@ def test_pneumoniamnist_sweep(tmp_path: Path, ray_cluster: None, shared_data: Pa
     assert leaderboard.iloc[0]["val_auroc"] > 0.85
     test_metrics = json.loads((tmp_path / "results" / "pneumonia" / "test_metrics.json").read_text())
     assert test_metrics["test_auroc"] > 0.8
+
+
+def test_a_failed_trial_is_summed_up_by_the_error_it_died_of(ray_cluster: None) -> None:
+    import ray
+
+    from generators.errors import GeneratorError
+    from search.run import last_error_line
+
+    @ray.remote(max_retries=0)
+    def trial() -> None:
+        raise GeneratorError("openai_images could not make images of class 0 from source image ['train/002']: refused")
+
+    with pytest.raises(ray.exceptions.RayTaskError) as raised:
+        ray.get(trial.remote(), timeout=60)
+    assert last_error_line(raised.value) == (
+        "generators.errors.GeneratorError: openai_images could not make images of class 0 from source image "
+        "['train/002']: refused"
+    )
