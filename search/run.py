@@ -107,7 +107,9 @@ def prepare(argv: Sequence[str] | None) -> PreparedSweep:
     check_image_upload(sweep, [*uses, *(demand.settings for demand in demands)], search_data, f"space {space.name!r}")
     if sweep.resume and not sweep.name:
         raise ConfigError("resume", True, "resuming needs --name of the interrupted sweep")
-    goal = SearchGoal(metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples, seed=sweep.seed)
+    goal = SearchGoal(
+        metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples, seed=sweep.seed, objective=sweep.objective
+    )
     search_plan = SEARCHERS[sweep.searcher](space, goal)
     scheduler = SCHEDULERS[sweep.scheduler](space, max_epochs(space))
     return PreparedSweep(sweep, space, dataset, search_plan, scheduler, demands, smallest_fractions(trials, search_data))
