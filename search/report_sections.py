@@ -28,7 +28,7 @@ def question_and_dataset(context: ReportContext) -> str:
         [
             ("search space", f"{space.name}: {space.description}".strip(": ")),
             ("searcher / scheduler", f"{sweep.searcher} / {sweep.scheduler}"),
-            ("searched metric", f"{sweep.metric} ({sweep.mode})"),
+            ("searched metric", f"{sweep.metric} ({sweep.mode})" + (" and cost_seconds (min)" * (sweep.objective == "multi"))),
             ("configurations asked for", sweep.num_samples),
             ("repeat seeds per configuration", f"{sweep.repeats} (seeds {sweep.seed} to {sweep.seed + sweep.repeats - 1})"),
             ("time budget", f"{sweep.time_budget_s:g} s" if sweep.time_budget_s else "none"),
@@ -217,6 +217,9 @@ def cost_section(context: ReportContext) -> str | None:
             seconds = frame["time_total_s"].dropna()
             rows.append((f"{label}: {len(seconds)} trials, seconds summed over trials", seconds.sum()))
             rows.append((f"{label}: median seconds per trial", seconds.median()))
+        if frame is not None and "cost_seconds" in frame and not frame.empty:
+            rows.append((f"{label}: cost_seconds summed (each trial's standalone cost, fits and images included)",
+                         frame["cost_seconds"].dropna().sum()))
     labels = {"generators": "generator fits and images made before trials (wall seconds)",
               "search": "search (wall seconds)", "twins": "real-only twins after the search (wall seconds)",
               "finalists": "finalists on fresh seeds, with their test evaluation (wall seconds)",
