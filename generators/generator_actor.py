@@ -64,8 +64,9 @@ logger = logging.getLogger(__name__)
 
 
 def assigned_gpus() -> float:
-    """The GPUs Ray gave this worker (fractions included); 0 outside Ray."""
-    if not ray.is_initialized():
+    """The GPUs Ray gave this task or actor (fractions included); 0 elsewhere (no Ray, or a driver, which Ray gives
+    no resources)."""
+    if not ray.is_initialized() or ray.get_runtime_context().worker.mode != ray.WORKER_MODE:
         return 0.0
     return float(ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0))
 

@@ -101,3 +101,57 @@ def test_a_key_folder_that_is_not_one_is_refused(tmp_path: Path, folder: str) ->
 
     with pytest.raises(PoolError, match="key folder name"):
         SyntheticPool(str(tmp_path / "pool")).generation_cost(folder)
+
+
+GPU_SCRIPT = """
+import json, sys
+import numpy as np
+import ray
+import generators  # registers the generators
+from generators.generator_actor import GeneratorActor
+from generators.pool import PoolKey, SyntheticPool
+from spaces import SyntheticConfig, TrialConfig
+from trainables.datasets import load_dataset
+from trainables.trial import TrialSettings, train_classifier
+
+root = sys.argv[1]
+# Ray is told of one GPU that is not there: what it assigns is bookkeeping, and the models train on the CPU.
+ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False)
+data = load_dataset("phantom", image_size=16, phantom_count=200).for_search()
+trial = TrialConfig.from_mapping({"model": {"backbone": "basic_cnn"}, "training": {"epochs": 2, "batch_size": 32}})
+
+@ray.remote(num_gpus=0.5)
+def half_a_gpu():
+    reports = []
+    train_classifier(trial, data, TrialSettings(device="cpu"), on_epoch=lambda metrics, *_: reports.append(metrics))
+    return reports
+
+settings = SyntheticConfig.model_validate({"generator": "oversample"}).settings
+ids = [str(i) for i in data.train.ids]
+SyntheticPool(root).register_dataset("tiny", ids, image_shape=data.train.images.shape[1:])
+key = PoolKey(generator="oversample", settings_hash=settings.settings_hash, dataset="tiny", fit_subset=None)
+actor = ray.remote(GeneratorActor).options(num_gpus=0.25).remote(
+    settings, num_classes=data.num_classes, channels=data.channels, image_size=16, device="cpu")
+ray.get(actor.generate.remote(0, [1, 2, 3], data.train.images[:3], key=key, pool_root=root))
+print(json.dumps({"reports": ray.get(half_a_gpu.remote()), "key": key.folder_name}))
+"""
+
+
+def test_gpu_seconds_are_seconds_times_the_gpus_ray_assigned(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    root = str(tmp_path / "pool")
+    completed = subprocess.run(
+        [sys.executable, "-c", GPU_SCRIPT, root], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}, cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    answer = json.loads(completed.stdout.strip().splitlines()[-1])
+    for report in answer["reports"]:
+        assert report[COST_TRAIN_SECONDS] > 0 and report[COST_SYNTHETIC_SECONDS] == 0.0
+        assert report[COST_GPU_SECONDS] == pytest.approx(0.5 * report[COST_TRAIN_SECONDS])
+        assert report[COST_SECONDS] == report[COST_TRAIN_SECONDS]
+    (totals,) = [json.loads(path.read_text()) for path in (tmp_path / "pool" / answer["key"] / GENERATION_TIMES).iterdir()]
+    assert totals["images"] == 3 and totals["gpu_seconds"] == pytest.approx(0.25 * totals["seconds"])
