@@ -22,6 +22,8 @@ from generators.pool import PoolKey, SyntheticPool, open_pool_root
 from generators.pool_storage import PoolStorage
 from spaces import GeneratorSettings
 
+logger = logging.getLogger(__name__)
+
 # Generator actors live in the pool actor's namespace, where it looks them up by name.
 POOL_NAMESPACE = "synthaug"
 # A replica that dies (a lost spot node, an out-of-memory kill) comes back and its calls are retried: generation
@@ -58,9 +60,6 @@ class FitProgressBar:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-
-
-logger = logging.getLogger(__name__)
 
 
 def assigned_gpus() -> float:
@@ -193,8 +192,9 @@ class GeneratorActor:
         totals = self._generation_totals.setdefault(key.folder_name, GenerationTotals())
         totals.add(images, seconds, assigned_gpus())
         try:
-            storage = self._storages.get(pool_root) or self._storages.setdefault(pool_root, PoolStorage(pool_root))
-            write_generation_totals(storage, key.folder_name, self._writer, totals)
+            if pool_root not in self._storages:
+                self._storages[pool_root] = PoolStorage(pool_root)
+            write_generation_totals(self._storages[pool_root], key.folder_name, self._writer, totals)
         except OSError as error:
             logger.warning("could not record generation seconds of %s: %s", key.folder_name, error)
 
