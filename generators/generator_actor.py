@@ -4,8 +4,10 @@ that restarted finds them again by name."""
 
 from __future__ import annotations
 
+import logging
 import os
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,8 +17,12 @@ import torch
 
 from generators.base import create_generator
 from generators.errors import PoolError
+from generators.generation_cost import GenerationTotals, write_generation_totals
 from generators.pool import PoolKey, SyntheticPool, open_pool_root
+from generators.pool_storage import PoolStorage
 from spaces import GeneratorSettings
+
+logger = logging.getLogger(__name__)
 
 # Generator actors live in the pool actor's namespace, where it looks them up by name.
 POOL_NAMESPACE = "synthaug"
@@ -56,6 +62,14 @@ class FitProgressBar:
             self._bar = None
 
 
+def assigned_gpus() -> float:
+    """The GPUs Ray gave this task or actor (fractions included); 0 elsewhere (no Ray, or a driver, which Ray gives
+    no resources)."""
+    if not ray.is_initialized() or ray.get_runtime_context().worker.mode != ray.WORKER_MODE:
+        return 0.0
+    return float(ray.get_runtime_context().get_assigned_resources().get("GPU", 0.0))
+
+
 def _device_of_this_worker() -> str:
     # Inside an actor given a GPU, Ray sets CUDA_VISIBLE_DEVICES, so "cuda" is that GPU.
     return "cuda" if ray.is_initialized() and ray.get_gpu_ids() else "cpu"
@@ -86,6 +100,10 @@ class GeneratorActor:
         self._reserved_threads = torch.get_num_threads()
         # A replica serves the keys of one generator for every repeat seed; it holds one fit at a time.
         self._fitted_key: PoolKey | None = None
+        # Generation seconds per key, written to the pool under this instance's own name (generators.generation_cost).
+        self._writer = uuid.uuid4().hex
+        self._generation_totals: dict[str, GenerationTotals] = {}
+        self._storages: dict[str, PoolStorage] = {}
 
     def describe(self) -> dict[str, Any]:
         """Name, settings and their hash, kind, device, and how many images this replica generated."""
@@ -138,6 +156,7 @@ class GeneratorActor:
             "fitted_at": started,
             "device": self._device,
             "fit_settings_hash": self._settings.fit_settings_hash,
+            "fit_gpus": assigned_gpus(),
         }
         if not pool.save_generator(key, self._generator, record):
             # Another replica stored its fit first; using that one keeps every replica's images consistent.
@@ -161,9 +180,23 @@ class GeneratorActor:
         `key`; a fitted generator first loads that key's fit from the pool unless it holds it already."""
         if self._settings.needs_fit and key != self._fitted_key:
             self.load(pool_root, key)
+        started = time.perf_counter()
         images = self._generator.generate(class_index, list(seeds), sources)
+        self._record_generation(pool_root, key, len(images), time.perf_counter() - started)
         self._generated_images += len(images)
         return images
+
+    def _record_generation(self, pool_root: str, key: PoolKey, images: int, seconds: float) -> None:
+        """Adds a batch's seconds to this replica's totals for the key in the pool; the images matter more than
+        the timing, so a failed write is logged, not raised."""
+        totals = self._generation_totals.setdefault(key.folder_name, GenerationTotals())
+        totals.add(images, seconds, assigned_gpus())
+        try:
+            if pool_root not in self._storages:
+                self._storages[pool_root] = PoolStorage(pool_root)
+            write_generation_totals(self._storages[pool_root], key.folder_name, self._writer, totals)
+        except OSError as error:
+            logger.warning("could not record generation seconds of %s: %s", key.folder_name, error)
 
 
 def create_generator_actors(

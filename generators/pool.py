@@ -26,6 +26,7 @@ import numpy as np
 from generators.api_spend import SpendLedger
 from generators.dataset_registry import DatasetRegistry
 from generators.errors import LeakageError, PoolError
+from generators.generation_cost import KeyCost, key_cost
 from generators.image_shards import ShardReader
 from generators.leakage import AdmittedRequest, LeakageRules
 from generators.manifest_index import ManifestIndex
@@ -133,6 +134,13 @@ class SyntheticPool:
     def generator_info(self, key: PoolKey) -> dict[str, Any]:
         """The fit record of a stored fitted generator."""
         return self._models.fit_info(key)
+
+    def generation_cost(self, folder: str) -> KeyCost:
+        """What a key's images cost to make: its generator's fit and the measured seconds per image (key folder
+        name, as trials' draws name it)."""
+        if not isinstance(folder, str) or "/" in folder or "\\" in folder or folder.startswith(".") or "--" not in folder:
+            raise PoolError(f"a key folder name is <generator>--<settings hash>--<dataset>[...], got {folder!r}")
+        return key_cost(self._storage, folder)
 
     # ----- images
 

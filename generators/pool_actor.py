@@ -219,6 +219,10 @@ class SyntheticPoolActor:
                 described = f"{image.dtype} {image.shape}" if isinstance(image, np.ndarray) else type(image).__name__
                 raise PoolError(f"source image {source_id!r} must be a uint8 array [C, H, W], got {described}")
 
+    async def generation_cost(self, folder: str) -> dict[str, float]:
+        """SyntheticPool.generation_cost of a key folder, as a dict (generators.generation_cost.KeyCost)."""
+        return (await asyncio.to_thread(self._pool.generation_cost, folder)).to_dict()
+
     async def summary(self) -> list[dict[str, Any]]:
         await asyncio.to_thread(self._pool.refresh)
         return await asyncio.to_thread(self._pool.summary)

@@ -60,6 +60,10 @@ class SweepConfig(StrictModel):
     num_samples: int = Field(10, ge=1, description="number of configurations to try (grid: ignored, every grid point runs once)")
     max_concurrent: int | None = Field(None, ge=1, description="most trials at once; default: as many as resources allow")
     metric: str = Field("val_balanced_accuracy", description="validation metric the search optimises")
+    objective: Literal["single", "multi"] = Field(
+        "single", description="single: search the metric; multi: search the metric and cost_seconds together "
+        "(Optuna's multi-objective TPE; searcher optuna only) for the Pareto front in the report",
+    )
     mode: Literal["max", "min"] | None = Field(None, description="max or min; default: min for losses, else max")
     time_budget_s: float | None = Field(None, gt=0, description="stop starting and running trials after this many seconds")
     resources: ResourceSettings = Field(default_factory=ResourceSettings)
@@ -148,6 +152,12 @@ class SweepConfig(StrictModel):
             )
         if abs(sum(self.split_fractions) - 1.0) > 1e-6 or min(self.split_fractions) <= 0:
             raise ValueError(f"split_fractions must be three positive shares summing to 1; got {list(self.split_fractions)}")
+        if self.objective == "multi" and self.searcher != "optuna":
+            raise ConfigError(
+                "objective", self.objective, f"objective 'multi' searches the metric and cost_seconds through Optuna's "
+                f"multi-objective sampler, and searcher {self.searcher!r} has one objective: use searcher 'optuna' "
+                "or objective 'single'",
+            )
         if self.metric.endswith("loss") and self.mode == "max":
             raise ValueError(f"metric {self.metric!r} is a loss and is minimised; set mode 'min'")
         return self

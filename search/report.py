@@ -17,6 +17,7 @@ from ray.tune import ResultGrid  # noqa: E402
 
 from search.config import SweepConfig  # noqa: E402
 from spaces import SearchSpace, plain_value  # noqa: E402
+from trainables.trial_cost import COST_COLUMNS  # noqa: E402
 
 PRINTED_ROWS = 10
 # Ray's bookkeeping columns that say nothing about a configuration's quality.
@@ -47,6 +48,8 @@ def build_leaderboard(results: ResultGrid, space: SearchSpace, sweep: SweepConfi
             "status": "error" if result.error else "ok",
             **config,
             **metrics,
+            # Cost is cumulative: the whole trial's (its last result), while the metrics are its best epoch's.
+            **{column: float(frame[column].max()) for column in COST_COLUMNS if column in frame},
             "epochs_run": int(frame["epoch"].max()),
             "time_total_s": float(frame["time_total_s"].max()),
             # Bytes of every checkpoint the trial saved, kept or since deleted.
@@ -71,7 +74,7 @@ def printable_leaderboard(leaderboard: pd.DataFrame, space: SearchSpace, sweep: 
     # Conditional values (a policy's magnitudes) stay in the CSV; the printed table keeps to what every trial has.
     searched = [key for key, parameter in space.parameters.items() if key in leaderboard and not parameter.when]
     columns = ["rank"] + [c for c in metric_columns if c in leaderboard] + searched + [
-        c for c in ("real_images", "synthetic_images", "epochs_run") if c in leaderboard
+        c for c in ("real_images", "synthetic_images", "epochs_run", "cost_seconds") if c in leaderboard
     ]
     table = leaderboard[columns].head(PRINTED_ROWS).copy()
     table.columns = [short_column_name(column) for column in table.columns]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from search.finalists import FINALIST_SEED_OFFSET, FINALISTS_FILE, TEST_METRICS_FILE
+from search.pareto import COST_DEFINITION, PARETO_FILE, PARETO_PLOT
 from search.report_html import ReportContext, ReportSection, escape, image, table
 from search.synthetic_effect import COMPARISON_NOTE
 from search.value_curve import EQUIVALENT_METHOD, FRACTION
@@ -27,7 +28,7 @@ def question_and_dataset(context: ReportContext) -> str:
         [
             ("search space", f"{space.name}: {space.description}".strip(": ")),
             ("searcher / scheduler", f"{sweep.searcher} / {sweep.scheduler}"),
-            ("searched metric", f"{sweep.metric} ({sweep.mode})"),
+            ("searched metric", f"{sweep.metric} ({sweep.mode})" + (" and cost_seconds (min)" * (sweep.objective == "multi"))),
             ("configurations asked for", sweep.num_samples),
             ("repeat seeds per configuration", f"{sweep.repeats} (seeds {sweep.seed} to {sweep.seed + sweep.repeats - 1})"),
             ("time budget", f"{sweep.time_budget_s:g} s" if sweep.time_budget_s else "none"),
@@ -51,13 +52,40 @@ def leaderboard_section(context: ReportContext) -> str | None:
     ]
     searched = [key for key, parameter in space.parameters.items() if key in leaderboard and not parameter.when]
     columns = ["rank", *[c for c in metrics if c in leaderboard], *searched]
-    columns += [c for c in ("real_images", "synthetic_images", "epochs_run", "trial_id") if c in leaderboard]
+    columns += [c for c in ("real_images", "synthetic_images", "epochs_run", "cost_seconds", "trial_id") if c in leaderboard]
     shown = leaderboard[columns].head(LEADERBOARD_ROWS)
     more = len(leaderboard) - len(shown)
     note = f'<p class="note">{more} more rows in leaderboard.csv, with every metric.</p>' if more > 0 else ""
+    cost = f'<p class="note">{escape(COST_DEFINITION)}</p>' if "cost_seconds" in leaderboard else ""
     return f"<p>One row per trial at its best epoch, ranked by {escape(sweep.metric)} (median over repeats).</p>" + table(
         shown
-    ) + note
+    ) + note + cost
+
+
+def pareto_section(context: ReportContext) -> str | None:
+    front = context.csv(PARETO_FILE)
+    if front is None or front.empty:
+        return None
+    sweep = context.record.sweep
+    searched = (
+        "The search was multi-objective (objective: multi): Optuna's sampler aimed at this front, minimising "
+        "cost_seconds while it optimised the metric. ASHA, twins and finalists still follow the metric alone."
+        if sweep.objective == "multi" else
+        "The search optimised the metric alone (objective: single); the front is read from the trials it ran. "
+        "--objective multi makes the searcher aim for it."
+    )
+    parts = [
+        f"<p>The configurations no other trial beats on both {escape(sweep.metric)} and cost_seconds, cheapest first. "
+        "With a compute budget, pick from this front: the last row whose cost_seconds fits the budget is the best "
+        "configuration it buys, and each row below it shows what the extra seconds buy. Every other trial is "
+        f"matched or beaten by one of these at no more cost.</p><p>{escape(searched)}</p>",
+    ]
+    plot = context.path(PARETO_PLOT)
+    if plot.is_file():
+        parts.append(image(plot, f"{sweep.metric} against cost_seconds; red: the Pareto front, labelled by leaderboard rank"))
+    parts.append(table(front))
+    parts.append(f'<p class="note">{escape(COST_DEFINITION)} Listed in {PARETO_FILE}.</p>')
+    return "".join(parts)
 
 
 def effect_section(context: ReportContext) -> str | None:
@@ -174,7 +202,8 @@ def gradcam_section(context: ReportContext) -> str | None:
 
 
 def plots_section(context: ReportContext) -> str | None:
-    plots = sorted(path for path in context.report_dir.glob("plots/*.png") if path != context.path(CURVE_FILE))
+    drawn_elsewhere = {context.path(CURVE_FILE), context.path(PARETO_PLOT)}
+    plots = sorted(path for path in context.report_dir.glob("plots/*.png") if path not in drawn_elsewhere)
     if not plots:
         return None
     return "".join(image(path, path.stem.replace("_", " ")) for path in plots)
@@ -188,6 +217,9 @@ def cost_section(context: ReportContext) -> str | None:
             seconds = frame["time_total_s"].dropna()
             rows.append((f"{label}: {len(seconds)} trials, seconds summed over trials", seconds.sum()))
             rows.append((f"{label}: median seconds per trial", seconds.median()))
+        if frame is not None and "cost_seconds" in frame and not frame.empty:
+            rows.append((f"{label}: cost_seconds summed (each trial's standalone cost, fits and images included)",
+                         frame["cost_seconds"].dropna().sum()))
     labels = {"generators": "generator fits and images made before trials (wall seconds)",
               "search": "search (wall seconds)", "twins": "real-only twins after the search (wall seconds)",
               "finalists": "finalists on fresh seeds, with their test evaluation (wall seconds)",
@@ -202,6 +234,9 @@ def cost_section(context: ReportContext) -> str | None:
 SECTIONS: list[ReportSection] = [
     ReportSection("The question and the dataset", question_and_dataset),
     ReportSection("Leaderboard", leaderboard_section, "no trial reported a result"),
+    ReportSection(
+        "Metric against cost: the Pareto front", pareto_section, "no trial with a result reported cost_seconds"
+    ),
     ReportSection("Synthetic effect against real-only twins", effect_section, "no configuration had synthetic images"),
     ReportSection("Value of synthetic data", curve_section, f"no trial reported {FRACTION}"),
     ReportSection("Finalists on fresh seeds, on the test split", finalists_section, "no finalists.csv in the report folder"),

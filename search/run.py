@@ -112,7 +112,9 @@ def prepare(argv: Sequence[str] | None) -> PreparedSweep:
         demands = [GeneratorDemand(settings, np.zeros(search_data.num_classes, np.int64)) for settings in uses]
     # Every generator that will be prepared counts, however it was found.
     check_image_upload(sweep, [*uses, *(demand.settings for demand in demands)], search_data, f"space {space.name!r}")
-    goal = SearchGoal(metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples, seed=sweep.seed)
+    goal = SearchGoal(
+        metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples, seed=sweep.seed, objective=sweep.objective
+    )
     search_plan = SEARCHERS[sweep.searcher](space, goal)
     scheduler = SCHEDULERS[sweep.scheduler](space, max_epochs(space))
     return PreparedSweep(sweep, space, dataset, search_plan, scheduler, demands, smallest_fractions(trials, search_data))

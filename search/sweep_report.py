@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from search.pareto import write_pareto_front
 from search.report import (
     atomic_write,
     best_sweep_settings,
@@ -73,6 +74,9 @@ def analyse_sweep(record: SweepRecord, results: Any, twin_results: Any | None, r
         analysis.best_config_path, best_sweep_settings(leaderboard, space, sweep, record.name), sweep.metric,
         float(leaderboard.iloc[0][sweep.metric]),
     )
+    pareto_plot = write_pareto_front(leaderboard, space, sweep.metric, sweep.mode, report_dir)
+    if pareto_plot is not None:
+        analysis.plots.append(pareto_plot)
     for group in ("augmentation.policy", "model.backbone"):
         path = report_dir / "plots" / f"{sweep.metric}_vs_real_fraction_by_{group.split('.')[-1]}.png"
         if plot_metric_against_real_fraction(leaderboard, sweep.metric, group, path) is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from trainables.replicas import (
 )
 from trainables.synthetic import SyntheticSource, filtered_counts
 from trainables.training import epoch_batches, evaluate, resolve_device, train_one_epoch
+from trainables.trial_cost import TrialCost, synthetic_cost_of
 
 
 @dataclass(frozen=True)
@@ -170,10 +172,14 @@ def train_classifier(
     validation_images, validation_labels = image_tensors(data.val)
 
     progress = TrialProgress(EarlyStopping(settings.metric, settings.mode, trial.training.early_stopping_patience))
+    draws = [draw for replica in replicas for draw in replica.synthetic_draws]
+    cost = TrialCost.here(synthetic_cost_of(draws, trial.synthetic.settings.image_to_image, settings.synthetic_source))
     start_epoch = replay_until = 0
     if resume_from is not None:
         saved = load_saved_trial(resume_from)
         start_epoch = saved.epoch
+        # The checkpoint's metrics carry the training seconds so far: a resumed trial goes on counting.
+        cost.resume_from(saved.metrics)
         progress.best = saved.best
         if saved.training is not None:
             for replica, training in zip(replicas, saved.training["replicas"], strict=True):
@@ -201,6 +207,7 @@ def train_classifier(
         return augment_batch(augmentation, images)
 
     for epoch in range(start_epoch, trial.training.epochs):
+        epoch_started = time.perf_counter()
         per_repeat: list[dict[str, float]] = []
         for replica in replicas:
             # Seeded per (seed, epoch) so a resumed or PBT-restored trial draws what it would have drawn.
@@ -226,10 +233,12 @@ def train_classifier(
             replica.model.train()
             per_repeat.append({"train_loss": train_loss, **{f"val_{name}": value for name, value in metrics.items()}})
         if epoch < replay_until:
+            # Retrained after a resume: its seconds are in the checkpoint's count already.
             continue
+        cost.train_seconds += time.perf_counter() - epoch_started
         reported = {
             **aggregate_over_repeats(per_repeat), **per_repeat_values(per_repeat, settings.metric),
-            **subset_counts(replicas[0], data), "epoch": epoch + 1, "epochs_planned": trial.training.epochs,
+            **subset_counts(replicas[0], data), **cost.figures(), "epoch": epoch + 1, "epochs_planned": trial.training.epochs,
         }
         best_value = progress.best.metrics.get(settings.metric) if progress.best is not None else None
         if improves(reported.get(settings.metric), best_value, settings.mode):
