@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import time
@@ -232,7 +233,7 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
     for result in results:
         if result.error:
             # The leaderboard says `error`; the reason is the error's last line (the whole trace is in error.txt).
-            print(f"  trial {(result.metrics or {}).get('trial_id', '?')} failed: {last_error_line(result.error)} "
+            print(f"  trial {trial_id_of(result.path)} failed: {last_error_line(result.error)} "
                   f"({result.path}/error.txt)")
     if not analysis.effects.empty:
         print(f"\nEffect of synthetic images on {sweep.metric} against each configuration's real-only twin:")
@@ -287,11 +288,19 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
 
 
 def last_error_line(error: BaseException) -> str:
-    """`Type: message` of the exception a trial died of, out of Ray's wrapped trace (at most 300 characters)."""
+    """What a trial died of, out of Ray's wrapped trace: the last `SomeError: message` line, else the first line
+    that is not Ray's header (an actor's death says why in words); at most 300 characters."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    named = [line for line in lines if ": " in line and line.split(": ", 1)[0].replace(".", "").isidentifier()]
-    line = named[-1] if named else (lines[-1] if lines else type(error).__name__)
+    named = [line for line in lines if re.match(r"^([A-Za-z_]\w*\.)*[A-Za-z_]\w*(Error|Exception|Exit|Interrupt)\w*: ", line)]
+    plain = [line for line in lines if not line.startswith(("ray::", "Failure #"))]
+    line = named[-1] if named else (plain or lines or [type(error).__name__])[0]
     return line if len(line) <= 300 else line[:297] + "..."
+
+
+def trial_id_of(result_path: str) -> str:
+    """The trial id in a Tune trial folder's name (`search_trial_<id>_<n>_<params>_<time>`)."""
+    found = re.search(r"_([0-9a-f]{5,})_\d+_", Path(result_path).name)
+    return found.group(1) if found else Path(result_path).name
 
 
 # Every error a user can cause with their input or their files: one clean line and exit code 2.

@@ -84,8 +84,10 @@ def test_a_node_removed_mid_sweep_has_its_trial_rerun_on_another_node(cluster: F
     command = [
         sys.executable, "-m", "search.run", "--ray-address", str(cluster.address), "--space", str(space),
         "--data", "phantom", "--phantom-count", "400", "--image-size", "24", "--searcher", "grid", "--scheduler", "none",
-        "--storage", str(tmp_path / "results"), "--name", "node-lost", "--wandb-mode", "disabled", "--no-final-test",
-        "--no-twins", "--max-failures", "2",
+        "--checkpoint-every", "2", "--storage", str(tmp_path / "results"), "--name", "node-lost",
+        "--wandb-mode", "disabled", "--no-final-test", "--no-twins",
+        # A trial retried before Ray has marked its node dead can land there again and fail a second time.
+        "--max-failures", "3",
     ]
     environment = cluster.env(PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     log = tmp_path / "driver.log"

@@ -194,7 +194,7 @@ def test_a_failed_trial_is_summed_up_by_the_error_it_died_of(ray_cluster: None) 
     import ray
 
     from generators.errors import GeneratorError
-    from search.run import last_error_line
+    from search.run import last_error_line, trial_id_of
 
     @ray.remote(max_retries=0)
     def trial() -> None:
@@ -206,3 +206,8 @@ def test_a_failed_trial_is_summed_up_by_the_error_it_died_of(ray_cluster: None) 
         "generators.errors.GeneratorError: openai_images could not make images of class 0 from source image "
         "['train/002']: refused"
     )
+    # An actor lost with its node says why in words, under Ray's header lines.
+    died = RuntimeError("Failure # 1 (occurred at 2026-11-30_00-54-14)\nThe actor died unexpectedly before finishing this "
+                        "task.\n\tclass_name: ImplicitFunc\n\tip: 192.0.2.2")
+    assert last_error_line(died) == "The actor died unexpectedly before finishing this task."
+    assert trial_id_of("/r/node-lost/search_trial_09b221bf_2_optimizer_lr=0.0030_2026-11-30_00-54-11") == "09b221bf"

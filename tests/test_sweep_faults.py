@@ -43,6 +43,10 @@ def sweep_flags(tmp_path: Path, name: str, space: dict = SPACE) -> list[str]:
         "--image-size", "24", "--searcher", "grid",
         "--scheduler", "none", "--num-cpus", "2", "--name", name, "--wandb-mode", "disabled", "--no-final-test",
         "--no-twins",
+        # Under --scheduler none a trial checkpoints only at its end unless asked to; every second epoch here, with
+        # the exact training state, so faults land after a checkpoint (the default's retraining from a checkpoint
+        # without that state is tested in test_checkpoint_storage.py).
+        "--checkpoint-every", "2",
     ]
 
 
