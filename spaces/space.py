@@ -19,7 +19,7 @@ DOMAIN_KINDS = ("choice", "uniform", "loguniform", "integer")
 class Parameter(BaseModel):
     """One searchable parameter: exactly one domain kind, an optional condition, PBT mutability."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     choice: list[Any] | None = None
     uniform: tuple[float, float] | None = None
     loguniform: tuple[float, float] | None = None
@@ -175,8 +175,20 @@ def read_yaml(path: Path) -> Any:
         return yaml.safe_load(path.read_text())
     except OSError as error:
         raise ConfigError("file", str(path), f"it cannot be read ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError("file", str(path), f"it is not UTF-8 text ({error.reason} at byte {error.start})") from None
     except yaml.YAMLError as error:
-        raise ConfigError("file", str(path), f"it is not valid YAML: {error}") from None
+        raise ConfigError("file", str(path), f"it is not valid YAML: {yaml_problem(error)}") from None
+
+
+def yaml_problem(error: yaml.YAMLError) -> str:
+    """PyYAML's multi-line report as one line: the problem and where it is (so the CLI prints one `error:` line)."""
+    if isinstance(error, yaml.MarkedYAMLError):
+        mark = error.problem_mark or error.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        context = f" ({error.context})" if error.context else ""
+        return f"{error.problem or 'invalid YAML'}{context}{where}"
+    return " ".join(str(error).split())
 
 
 def load_space(reference: str | Mapping[str, Any]) -> SearchSpace:
