@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from search.synthetic_quality import QualitySettings
 from spaces import ConfigError, SearchSpace, StrictModel, load_space, read_yaml
@@ -128,6 +128,16 @@ class SweepConfig(StrictModel):
             metric = values.get("metric", cls.model_fields["metric"].default)
             return {**values, "mode": "min" if str(metric).endswith("loss") else "max"}
         return values
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_one_folder(cls, name: str | None) -> str | None:
+        # The name is a folder under storage and the report folder: it must not climb out of them or nest.
+        if name is not None and (
+            not name.strip() or name in (".", "..") or any(character in name for character in "/\\") or not name.isprintable()
+        ):
+            raise ValueError("a sweep name is one folder name: not empty, '.' or '..', without / or \\ or control characters")
+        return name
 
     @model_validator(mode="after")
     def _settings_agree(self) -> SweepConfig:

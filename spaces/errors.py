@@ -10,4 +10,6 @@ class ConfigError(ValueError):
         self.allowed = allowed
         self.source = source
         where = f" in {source}" if source else ""
-        super().__init__(f"{field}{where}: {value!r} is not allowed; {allowed}")
+        # A field is named by the user's own key, which may hold a newline: the message stays one line.
+        shown = field if field.isprintable() else repr(field)
+        super().__init__(f"{shown}{where}: {value!r} is not allowed; {allowed}")

@@ -195,6 +195,8 @@ def load_space(reference: str | Mapping[str, Any]) -> SearchSpace:
     """A preset name (`quick`), a path to a YAML file, or an inline mapping."""
     if isinstance(reference, Mapping):
         return space_from_mapping(reference, "inline space")
+    if not isinstance(reference, str):
+        raise ConfigError("space", reference, f"give a preset name ({', '.join(list_presets())}), the path of a YAML file or a mapping")
     path = Path(reference)
     if reference in list_presets():
         path = PRESET_DIRECTORY / f"{reference}.yaml"
@@ -217,5 +219,8 @@ def space_from_mapping(values: Mapping[str, Any], source: str) -> SearchSpace:
         # "parameters.optimizer.lr.uniform" reads ambiguously with dotted keys; keep the key intact.
         if len(location) >= 2 and location[0] == "parameters":
             field = f"parameters[{location[1]!r}]" + "".join(f".{part}" for part in location[2:])
-            raise ConfigError(field, first.get("input"), first["msg"].removeprefix("Value error, "), source) from None
+            message = first["msg"].removeprefix("Value error, ")
+            if first["type"] == "extra_forbidden":
+                message = f"unknown key; allowed: {', '.join(Parameter.model_fields)}"
+            raise ConfigError(field, first.get("input"), message, source) from None
         raise config_error_from(error, source, SearchSpace) from None
