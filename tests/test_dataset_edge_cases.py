@@ -4,6 +4,7 @@ folder or class, what is wrong and what is allowed, when the data is loaded (bef
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -228,14 +229,21 @@ def test_class_names_that_could_name_a_path_or_collide_are_refused(tmp_path: Pat
         load_dataset(path)
 
 
+def png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (8, 8), 7).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_parquet_test_rows_with_labels_out_of_range_are_refused_when_loaded(tmp_path: Path) -> None:
+    splits = ["train"] * 8 + ["val"] * 4 + ["test"] * 2
+    table = pa.table({"image": [png() for _ in splits], "label": [0, 1] * 6 + [0, 3], "split": splits})
+    parquet.write_table(table, tmp_path / "late.parquet")
+    with pytest.raises(DatasetError, match=r"a test row of '.*late.parquet' has label 3; 2 classes allow labels 0..1"):
+        load_dataset(tmp_path / "late.parquet")
+
+
 def test_parquet_class_names_from_metadata_are_checked_too(tmp_path: Path) -> None:
-    import io
-
-    def png() -> bytes:
-        buffer = io.BytesIO()
-        Image.new("L", (8, 8), 7).save(buffer, format="PNG")
-        return buffer.getvalue()
-
     table = pa.table({"image": [png() for _ in range(12)], "label": [0, 1] * 6})
     table = table.replace_schema_metadata({b"class_names": json.dumps(["../up", "fine"]).encode()})
     parquet.write_table(table, tmp_path / "meta.parquet")
@@ -276,3 +284,9 @@ def test_a_fuzzed_data_source_string_is_a_dataset_error(source: str, tmp_path: P
         return  # real sources (the phantom, folders such as / or ~, MedMNIST downloads) are tested on their own
     with pytest.raises(DatasetError):
         load_dataset(source)
+
+
+def test_a_class_folder_named_with_a_control_character_is_refused(tmp_path: Path) -> None:
+    root = write_folder(tmp_path / "data", {"a": 4, "new\nline": 4})
+    with pytest.raises(DatasetError, match=r"class name 'new\\nline' of 'data' is refused: it holds control characters"):
+        load_dataset(root)
