@@ -55,7 +55,9 @@ def _mapping(text: str) -> dict[str, Any]:
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise argparse.ArgumentTypeError(f"expected a YAML mapping such as '{{name: 1}}', got {text!r}: {yaml_problem(error)}")
+        raise argparse.ArgumentTypeError(
+            f"expected a YAML mapping such as '{{name: 1}}', got {text!r}: {yaml_problem(error)}"
+        ) from None
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"expected a YAML mapping such as '{{name: 1}}', got {text!r}")
     return value

@@ -47,6 +47,9 @@ class Parameter(BaseModel):
             raise ValueError(f"give exactly one of {', '.join(DOMAIN_KINDS)}; got {kinds or 'none'}")
         if self.choice is not None and not self.choice:
             raise ValueError("choice needs at least one value")
+        for key, allowed in (self.when or {}).items():
+            if not allowed:
+                raise ValueError(f"when: {key!r} needs at least one value the parameter is active for")
         for kind in ("uniform", "loguniform", "integer"):
             bounds = getattr(self, kind)
             if bounds is not None and not bounds[0] <= bounds[1]:
@@ -196,7 +199,9 @@ def load_space(reference: str | Mapping[str, Any]) -> SearchSpace:
     if isinstance(reference, Mapping):
         return space_from_mapping(reference, "inline space")
     if not isinstance(reference, str):
-        raise ConfigError("space", reference, f"give a preset name ({', '.join(list_presets())}), the path of a YAML file or a mapping")
+        raise ConfigError(
+            "space", reference, f"give a preset name ({', '.join(list_presets())}), the path of a YAML file or a mapping"
+        )
     path = Path(reference)
     if reference in list_presets():
         path = PRESET_DIRECTORY / f"{reference}.yaml"

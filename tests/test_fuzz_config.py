@@ -25,7 +25,7 @@ from search.config import SweepConfig, build_sweep_config, read_config_file
 from search.schedulers import SCHEDULERS
 from search.searchers import SEARCHERS, SearchGoal
 from search.validation import max_epochs
-from spaces import ConfigError, SearchSpace, TrialConfig, list_presets, load_space
+from spaces import ConfigError, TrialConfig, list_presets, load_space
 from spaces.space import PRESET_DIRECTORY
 
 FUZZ = settings(
@@ -41,8 +41,10 @@ TRIAL_KEYS = sorted(TrialConfig().to_flat()) + [
 SPACE_KEYS = ["name", "description", "fixed", "parameters", "sweep"]
 PARAMETER_KEYS = ["choice", "uniform", "loguniform", "integer", "when", "mutable"]
 SWEEP_KEYS = sorted(SweepConfig.model_fields)
-NESTED_SWEEP_KEYS = {"resources": ["cpus", "gpus"], "wandb": ["mode", "project", "entity"],
-                     "generator_resources": ["cpus", "gpus", "custom"], "quality": ["max_images_per_class", "memorization_percentile", "kid_subset_size"]}
+NESTED_SWEEP_KEYS = {
+    "resources": ["cpus", "gpus"], "wandb": ["mode", "project", "entity"], "generator_resources": ["cpus", "gpus", "custom"],
+    "quality": ["max_images_per_class", "memorization_percentile", "kid_subset_size"],
+}
 
 # Odd scalars YAML and pydantic disagree about, or that break arithmetic downstream.
 EDGE_NUMBERS = [0, -1, 1, 2, 10**30, -(10**30), 2**63, 1e308, -1e-308, math.inf, -math.inf, math.nan, 0.5, 1e-12]
@@ -181,6 +183,7 @@ def check_space_mapping(document: Any, tmp_path: Path) -> None:
 @example(document={"parameters": {"training.epochs": {"integer": [1, 10**30]}}})
 @example(document={"parameters": {"x": {"choice": [1], "when": {"x": 1}}}})
 @example(document={"parameters": {1: {"choice": [1]}}})
+@example(document={"parameters": {"model.backbone": {"choice": ["basic_cnn"]}, "x": {"choice": [1], "when": {"model.backbone": []}}}})
 @example(document={"fixed": {None: 1}})
 def test_fuzzed_space_is_valid_or_a_named_config_error(tmp_path_factory: pytest.TempPathFactory, document: Any) -> None:
     check_space_mapping(document, tmp_path_factory.mktemp("space"))
