@@ -173,15 +173,40 @@ def list_presets() -> list[str]:
     return sorted(path.stem for path in PRESET_DIRECTORY.glob("*.yaml"))
 
 
+# More values than any space or sweep file needs (the largest preset has a few hundred), and few enough to check
+# in milliseconds: YAML aliases nested in aliases expand a small file into millions of values (a "billion laughs").
+MAX_YAML_VALUES = 100_000
+
+
+def _expanded_size_within(values: Any, limit: int) -> bool:
+    pending, seen = [values], 0
+    while pending:
+        item = pending.pop()
+        seen += 1
+        if seen > limit:
+            return False
+        if isinstance(item, Mapping):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return True
+
+
 def read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text())
+        values = yaml.safe_load(path.read_text())
     except OSError as error:
         raise ConfigError("file", str(path), f"it cannot be read ({error.strerror})") from None
     except UnicodeDecodeError as error:
         raise ConfigError("file", str(path), f"it is not UTF-8 text ({error.reason} at byte {error.start})") from None
     except yaml.YAMLError as error:
         raise ConfigError("file", str(path), f"it is not valid YAML: {yaml_problem(error)}") from None
+    if not _expanded_size_within(values, MAX_YAML_VALUES):
+        raise ConfigError(
+            "file", str(path), f"its aliases expand to more than {MAX_YAML_VALUES} values (or refer to themselves); write "
+            "the values out or use fewer nested aliases",
+        )
+    return values
 
 
 def yaml_problem(error: yaml.YAMLError) -> str:

@@ -205,6 +205,27 @@ YAML_EDGE_TEXTS = [
 ]
 
 
+def nested_aliases(depth: int, key: str) -> str:
+    """A few lines of YAML whose aliases expand to 9 ** depth values (a "billion laughs")."""
+    lines = ["defs:", "  - &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    lines += [f"  - &a{level} [{', '.join([f'*a{level - 1}'] * 9)}]" for level in range(1, depth)]
+    return "\n".join(lines) + f"\n{key}: *a{depth - 1}\n"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [nested_aliases(9, "parameters"), "parameters: {x: &p {choice: [*p]}}", "fixed: &r {training.epochs: 2, loop: *r}"],
+    ids=["billion-laughs", "self-referring-parameter", "self-referring-fixed"],
+)
+def test_yaml_aliases_that_expand_without_bound_are_refused_quickly(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    for load in (load_space, read_config_file):
+        with pytest.raises(ConfigError, match=r"aliases expand to more than 100000 values \(or refer to themselves\)") as error:
+            load(str(path))
+        assert len(str(error.value)) < 2000
+
+
 @FUZZ
 @given(text=st.one_of(st.sampled_from(YAML_EDGE_TEXTS), st.text(max_size=60),
                       st.builds(lambda a, b: a + b, st.sampled_from(YAML_EDGE_TEXTS), st.text(max_size=20))))
