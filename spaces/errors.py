@@ -2,7 +2,6 @@
 
 import reprlib
 
-
 # A value is quoted in full unless it is large: a YAML alias repeated inside aliases (`[*a, *a, ...]` nested) is a
 # list of millions of items, which a plain repr would spell out in the one-line error.
 _QUOTE = reprlib.Repr()

@@ -183,7 +183,8 @@ def check_space_mapping(document: Any, tmp_path: Path) -> None:
 @example(document={"parameters": {"training.epochs": {"integer": [1, 10**30]}}})
 @example(document={"parameters": {"x": {"choice": [1], "when": {"x": 1}}}})
 @example(document={"parameters": {1: {"choice": [1]}}})
-@example(document={"parameters": {"model.backbone": {"choice": ["basic_cnn"]}, "x": {"choice": [1], "when": {"model.backbone": []}}}})
+@example(document={"parameters": {"model.backbone": {"choice": ["basic_cnn"]},
+                                  "x": {"choice": [1], "when": {"model.backbone": []}}}})
 @example(document={"fixed": {None: 1}})
 def test_fuzzed_space_is_valid_or_a_named_config_error(tmp_path_factory: pytest.TempPathFactory, document: Any) -> None:
     check_space_mapping(document, tmp_path_factory.mktemp("space"))
