@@ -269,7 +269,9 @@ def test_a_bad_dataset_is_one_error_line_from_the_command_before_ray(tmp_path: P
 # --- fuzzed source strings -------------------------------------------------------------------
 
 
-@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(source=st.one_of(st.text(max_size=30), st.sampled_from(["medmnist:", "medmnist:../x", "x.npz", "x.parquet", "~/no",
                                                                "a\x00b.npz", "medmnist:\x00", "nope.NPZ", " "])))
 def test_a_fuzzed_data_source_string_is_a_dataset_error(source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -29,7 +29,8 @@ from spaces import ConfigError, TrialConfig, list_presets, load_space
 from spaces.space import PRESET_DIRECTORY
 
 FUZZ = settings(
-    max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+    max_examples=200, deadline=None, derandomize=True, database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 REPOSITORY = Path(__file__).resolve().parents[1]
 
