@@ -199,6 +199,8 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError("file", str(path), f"it cannot be read ({error.strerror})") from None
     except UnicodeDecodeError as error:
         raise ConfigError("file", str(path), f"it is not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except ValueError as error:  # a path with a NUL byte
+        raise ConfigError("file", str(path), f"it is not a usable path ({error})") from None
     except yaml.YAMLError as error:
         raise ConfigError("file", str(path), f"it is not valid YAML: {yaml_problem(error)}") from None
     if not _expanded_size_within(values, MAX_YAML_VALUES):

@@ -340,6 +340,7 @@ def command_lines(draw: st.DrawFn) -> list[str]:
 @given(argv=st.one_of(command_lines(), st.lists(st.one_of(st.sampled_from(flag_strings()), st.sampled_from(FLAG_VALUES),
                                                              st.text(max_size=6)), max_size=8)))
 @example(argv=["--time-budget-s", "nan"])
+@example(argv=["--config", "\x00"])
 @example(argv=["--split-fractions", "nan", "0.5", "0.5"])
 @example(argv=["--generator-resources-custom", "{generator_gpu: nan}"])
 @example(argv=["--resources-cpus", "inf"])
