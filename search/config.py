@@ -129,6 +129,13 @@ class SweepConfig(StrictModel):
             return {**values, "mode": "min" if str(metric).endswith("loss") else "max"}
         return values
 
+    @field_validator("storage", "report_dir", "pool")
+    @classmethod
+    def _usable_location(cls, location: str | None) -> str | None:
+        if location is not None and (not location.strip() or "\x00" in location):
+            raise ValueError("a folder or URI is needed: not empty, without NUL bytes")
+        return location
+
     @field_validator("name")
     @classmethod
     def _name_is_one_folder(cls, name: str | None) -> str | None:

@@ -299,6 +299,12 @@ def test_fuzzed_config_file_is_a_sweep_or_a_named_config_error(tmp_path_factory:
     assert sweep.name is None or (Path(sweep.name).name == sweep.name and sweep.name not in (".", "..")), sweep.name
 
 
+@pytest.mark.parametrize(("field", "location"), [("storage", ""), ("report_dir", "a\x00b"), ("pool", " ")])
+def test_an_empty_or_nul_holding_location_is_refused(field: str, location: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^{field}: .* a folder or URI is needed"):
+        build_sweep_config({}, {field: location})
+
+
 @pytest.mark.parametrize("name", ["../elsewhere", "a/b", "..", ".", "", "a\\b", "tab\there"])
 def test_a_sweep_name_that_is_not_one_folder_name_is_refused(name: str) -> None:
     with pytest.raises(ConfigError, match=r"^name: .* a sweep name is one folder name"):
