@@ -69,7 +69,8 @@ class SweepConfig(StrictModel):
         le=1000,
         description="seeds per configuration (different real subsets and initialisations); the median is searched",
     )
-    seed: int = Field(0, ge=0, description="base seed: repeat r of every configuration uses seed + r")
+    # At most 2**31 - 1: Optuna's samplers take seeds below 2**32, and finalists use seed + 1000 + r.
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="base seed: repeat r of every configuration uses seed + r")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where trials train")
     storage: str = Field("./ray_results", description="Ray Tune storage: a folder or a URI (s3://, gs://; "
         "AWS_ENDPOINT_URL points s3:// at MinIO or another S3-compatible store)")

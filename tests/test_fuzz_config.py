@@ -282,6 +282,7 @@ def sweep_settings(draw: st.DrawFn) -> Any:
 @example(config={"space": {"sweep": {"space": "quick"}}})
 @example(config={"space": {"sweep": {"bogus": 1}}})
 @example(config={"name": "../../outside"})
+@example(config={"seed": 2**32})
 def test_fuzzed_config_file_is_a_sweep_or_a_named_config_error(tmp_path_factory: pytest.TempPathFactory, config: Any) -> None:
     path = tmp_path_factory.mktemp("config") / "sweep.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
