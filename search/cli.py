@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from search.config import SweepConfig
+from spaces.space import yaml_problem
 
 EPILOG_TEMPLATE = """\
 Every flag is also a key of the --config YAML file (nested ones as mappings: `resources: {{cpus: 2}}`,
@@ -51,7 +52,12 @@ def _scalar_type(annotation: Any) -> tuple[Any, list[Any] | None, bool]:
 
 def _mapping(text: str) -> dict[str, Any]:
     """A mapping flag is written as YAML: --generator-resources-custom '{generator_gpu: 1}'."""
-    value = yaml.safe_load(text)
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise argparse.ArgumentTypeError(
+            f"expected a YAML mapping such as '{{name: 1}}', got {text!r}: {yaml_problem(error)}"
+        ) from None
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"expected a YAML mapping such as '{{name: 1}}', got {text!r}")
     return value

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from search.synthetic_quality import QualitySettings
 from spaces import ConfigError, SearchSpace, StrictModel, load_space, read_yaml
@@ -73,7 +73,8 @@ class SweepConfig(StrictModel):
         le=1000,
         description="seeds per configuration (different real subsets and initialisations); the median is searched",
     )
-    seed: int = Field(0, ge=0, description="base seed: repeat r of every configuration uses seed + r")
+    # At most 2**31 - 1: Optuna's samplers take seeds below 2**32, and finalists use seed + 1000 + r.
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="base seed: repeat r of every configuration uses seed + r")
     checkpoint_every: int = Field(
         0, ge=0, le=10_000, description="every N epochs a trial's checkpoint also holds its exact training state "
         "(float32 weights, optimizer), so a retried or resumed trial continues from there; 0: never, and a resumed "
@@ -142,6 +143,23 @@ class SweepConfig(StrictModel):
             metric = values.get("metric", cls.model_fields["metric"].default)
             return {**values, "mode": "min" if str(metric).endswith("loss") else "max"}
         return values
+
+    @field_validator("storage", "report_dir", "pool")
+    @classmethod
+    def _usable_location(cls, location: str | None) -> str | None:
+        if location is not None and (not location.strip() or "\x00" in location):
+            raise ValueError("a folder or URI is needed: not empty, without NUL bytes")
+        return location
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_one_folder(cls, name: str | None) -> str | None:
+        # The name is a folder under storage and the report folder: it must not climb out of them or nest.
+        if name is not None and (
+            not name.strip() or name in (".", "..") or any(character in name for character in "/\\") or not name.isprintable()
+        ):
+            raise ValueError("a sweep name is one folder name: not empty, '.' or '..', without / or \\ or control characters")
+        return name
 
     @model_validator(mode="after")
     def _settings_agree(self) -> SweepConfig:

@@ -18,9 +18,10 @@ Affects = Literal["fit", "images", "nothing"]
 
 
 class StrictModel(BaseModel):
-    """A frozen pydantic model that refuses unknown keys: a typo in a config is an error, never ignored."""
+    """A frozen pydantic model that refuses unknown keys (a typo in a config is an error, never ignored) and NaN or
+    infinite numbers (YAML's .nan and .inf, a flag's `nan`), which no setting means."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class UnknownSettingError(ValueError):

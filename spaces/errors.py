@@ -1,5 +1,31 @@
 """The error every configuration problem becomes: it names the field, the value and what is allowed."""
 
+import reprlib
+
+# A value is quoted in full unless it is large: a YAML alias repeated inside aliases (`[*a, *a, ...]` nested) is a
+# list of millions of items, which a plain repr would spell out in the one-line error.
+_QUOTE = reprlib.Repr()
+_QUOTE.maxlevel, _QUOTE.maxlist, _QUOTE.maxtuple, _QUOTE.maxdict, _QUOTE.maxset = 2, 10, 10, 10, 10
+_QUOTE.maxstring, _QUOTE.maxother, _QUOTE.maxlong = 300, 300, 100
+
+
+def _quote(value: object, limit: int = 1000) -> str:
+    """repr(value), or a shortened one for a value with more than `limit` items (or a recursive one)."""
+    pending, seen = [value], 0
+    while pending:
+        item = pending.pop()
+        seen += 1
+        if seen > limit:
+            return _QUOTE.repr(value)
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            pending.extend(item)
+        elif isinstance(item, str) and len(item) > 10 * limit:
+            return _QUOTE.repr(value)
+    return repr(value)
+
 
 class ConfigError(ValueError):
     """A configuration value is invalid; raised before any Ray work starts."""
@@ -10,4 +36,6 @@ class ConfigError(ValueError):
         self.allowed = allowed
         self.source = source
         where = f" in {source}" if source else ""
-        super().__init__(f"{field}{where}: {value!r} is not allowed; {allowed}")
+        # A field is named by the user's own key, which may hold a newline: the message stays one line.
+        shown = field if str(field).isprintable() else repr(field)
+        super().__init__(f"{shown}{where}: {_quote(value)} is not allowed; {allowed}")

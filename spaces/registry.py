@@ -47,10 +47,11 @@ class Registry(Generic[Component]):
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return isinstance(name, str) and name in self._entries
 
     def entry(self, name: str) -> Registered[Component]:
-        if name not in self._entries:
+        # A name from a YAML file may be a list or a mapping, which cannot even be looked up.
+        if name not in self:
             close = difflib.get_close_matches(str(name), self._entries, n=1)
             suggestion = f"; did you mean {close[0]!r}?" if close else ""
             registered = ", ".join(self.names()) or f"none (import the package that registers {self.kind}s first)"

@@ -19,7 +19,7 @@ DOMAIN_KINDS = ("choice", "uniform", "loguniform", "integer")
 class Parameter(BaseModel):
     """One searchable parameter: exactly one domain kind, an optional condition, PBT mutability."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     choice: list[Any] | None = None
     uniform: tuple[float, float] | None = None
     loguniform: tuple[float, float] | None = None
@@ -47,6 +47,9 @@ class Parameter(BaseModel):
             raise ValueError(f"give exactly one of {', '.join(DOMAIN_KINDS)}; got {kinds or 'none'}")
         if self.choice is not None and not self.choice:
             raise ValueError("choice needs at least one value")
+        for key, allowed in (self.when or {}).items():
+            if not allowed:
+                raise ValueError(f"when: {key!r} needs at least one value the parameter is active for")
         for kind in ("uniform", "loguniform", "integer"):
             bounds = getattr(self, kind)
             if bounds is not None and not bounds[0] <= bounds[1]:
@@ -170,19 +173,62 @@ def list_presets() -> list[str]:
     return sorted(path.stem for path in PRESET_DIRECTORY.glob("*.yaml"))
 
 
+# More values than any space or sweep file needs (the largest preset has a few hundred), and few enough to check
+# in milliseconds: YAML aliases nested in aliases expand a small file into millions of values (a "billion laughs").
+MAX_YAML_VALUES = 100_000
+
+
+def _expanded_size_within(values: Any, limit: int) -> bool:
+    pending, seen = [values], 0
+    while pending:
+        item = pending.pop()
+        seen += 1
+        if seen > limit:
+            return False
+        if isinstance(item, Mapping):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return True
+
+
 def read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text())
+        values = yaml.safe_load(path.read_text())
     except OSError as error:
         raise ConfigError("file", str(path), f"it cannot be read ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError("file", str(path), f"it is not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except ValueError as error:  # a path with a NUL byte
+        raise ConfigError("file", str(path), f"it is not a usable path ({error})") from None
     except yaml.YAMLError as error:
-        raise ConfigError("file", str(path), f"it is not valid YAML: {error}") from None
+        raise ConfigError("file", str(path), f"it is not valid YAML: {yaml_problem(error)}") from None
+    if not _expanded_size_within(values, MAX_YAML_VALUES):
+        raise ConfigError(
+            "file", str(path), f"its aliases expand to more than {MAX_YAML_VALUES} values (or refer to themselves); write "
+            "the values out or use fewer nested aliases",
+        )
+    return values
+
+
+def yaml_problem(error: yaml.YAMLError) -> str:
+    """PyYAML's multi-line report as one line: the problem and where it is (so the CLI prints one `error:` line)."""
+    if isinstance(error, yaml.MarkedYAMLError):
+        mark = error.problem_mark or error.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        context = f" ({error.context})" if error.context else ""
+        return f"{error.problem or 'invalid YAML'}{context}{where}"
+    return " ".join(str(error).split())
 
 
 def load_space(reference: str | Mapping[str, Any]) -> SearchSpace:
     """A preset name (`quick`), a path to a YAML file, or an inline mapping."""
     if isinstance(reference, Mapping):
         return space_from_mapping(reference, "inline space")
+    if not isinstance(reference, str):
+        raise ConfigError(
+            "space", reference, f"give a preset name ({', '.join(list_presets())}), the path of a YAML file or a mapping"
+        )
     path = Path(reference)
     if reference in list_presets():
         path = PRESET_DIRECTORY / f"{reference}.yaml"
@@ -205,5 +251,8 @@ def space_from_mapping(values: Mapping[str, Any], source: str) -> SearchSpace:
         # "parameters.optimizer.lr.uniform" reads ambiguously with dotted keys; keep the key intact.
         if len(location) >= 2 and location[0] == "parameters":
             field = f"parameters[{location[1]!r}]" + "".join(f".{part}" for part in location[2:])
-            raise ConfigError(field, first.get("input"), first["msg"].removeprefix("Value error, "), source) from None
+            message = first["msg"].removeprefix("Value error, ")
+            if first["type"] == "extra_forbidden":
+                message = f"unknown key; allowed: {', '.join(Parameter.model_fields)}"
+            raise ConfigError(field, first.get("input"), message, source) from None
         raise config_error_from(error, source, SearchSpace) from None

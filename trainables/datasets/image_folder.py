@@ -4,6 +4,7 @@ validation/) and test/ folders; test files are opened only when `load_test` is c
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,24 @@ def _find_class_names(class_root: Path) -> tuple[str, ...]:
     return class_names
 
 
+def _check_each_folder_once(split_root: Path, class_names: tuple[str, ...]) -> None:
+    """Class folders may be symbolic links (to data elsewhere), but no folder may be reached twice: a link back to
+    a folder above it would list its images again at every depth until the system's link limit, and one folder
+    linked into two classes would give the same images two labels."""
+    first_path: dict[str, str] = {}
+    for class_name in class_names:
+        for directory, _, _ in os.walk(split_root / class_name, followlinks=True):
+            real = os.path.realpath(directory)
+            relative = Path(directory).relative_to(split_root).as_posix()
+            if real in first_path:
+                raise DatasetError(
+                    f"'{relative}' in '{split_root}' leads back to '{first_path[real]}' (a symbolic link to a folder "
+                    f"already read: a loop, or one folder linked twice), so its images would be read again; remove "
+                    f"the link (links to folders outside the class folders are allowed)"
+                )
+            first_path[real] = relative
+
+
 def _list_files(split_root: Path, class_names: tuple[str, ...], require_every_class: bool) -> list[tuple[Path, int]]:
     unknown = [folder.name for folder in _visible_folders(split_root) if folder.name not in class_names]
     if unknown:
@@ -74,6 +93,7 @@ def _list_files(split_root: Path, class_names: tuple[str, ...], require_every_cl
             f"'{split_root}' has folders {unknown} that are not classes of the training folder; "
             f"classes are {list(class_names)}"
         )
+    _check_each_folder_once(split_root, tuple(name for name in class_names if (split_root / name).is_dir()))
     class_to_index = {class_name: index for index, class_name in enumerate(class_names)}
     files = make_dataset(split_root, class_to_index, extensions=IMAGE_SUFFIXES, allow_empty=True)
     counts = np.bincount([label for _, label in files], minlength=len(class_names))
@@ -97,10 +117,8 @@ def _decode(
     return ImageSet(images=images, labels=labels, ids=np.array(ids)), channels
 
 
-def _load_test_folder(
-    root: Path, test_folder: Path, class_names: tuple[str, ...], image_size: int | None, channels: int
-) -> ImageSet:
-    return _decode(_list_files(test_folder, class_names, require_every_class=False), root, image_size, channels)[0]
+def _load_test_folder(root: Path, test_files: list[tuple[Path, int]], image_size: int | None, channels: int) -> ImageSet:
+    return _decode(test_files, root, image_size, channels)[0]
 
 
 @DATA_SOURCES.register("image_folder")
@@ -121,8 +139,13 @@ def load_image_folder(location: str, options: LoadOptions) -> DatasetSplits:
     train_and_val, channels = _decode(train_files + val_files, root, options.image_size, options.channels)
     train = train_and_val.subset(np.arange(len(train_files)))
     val = train_and_val.subset(np.arange(len(train_files), len(train_and_val))) if val_files else None
+    # The test folder is listed now (folder names, file types, links), so a wrong one fails before the sweep, not
+    # after it; its images are still opened only by load_test.
     test_loader = (
-        functools.partial(_load_test_folder, root, split_folders["test"], class_names, options.image_size, channels)
+        functools.partial(
+            _load_test_folder, root, _list_files(split_folders["test"], class_names, require_every_class=False),
+            options.image_size, channels,
+        )
         if "test" in split_folders
         else None
     )

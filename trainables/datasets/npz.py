@@ -83,6 +83,29 @@ def _read_split(
     return ImageSet(images=images, labels=labels, ids=ids)
 
 
+def _stored_length(npz: np.lib.npyio.NpzFile, key: str, path: Path) -> int:
+    """The first dimension of an array in the npz, read from its .npy header without reading the array."""
+    try:
+        with npz.zip.open(f"{key}.npy") as member:
+            version = np.lib.format.read_magic(member)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, _ = read_header(member)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        raise DatasetError(f"cannot read array '{key}' from '{path}': {error}") from error
+    return int(shape[0]) if shape else 0
+
+
+def _check_test_labels(npz: np.lib.npyio.NpzFile, path: Path, class_names: Sequence[str]) -> None:
+    """The test labels (never the test images) are checked when the file is loaded, so a wrong test split fails
+    before the sweep rather than at its final evaluation."""
+    labels = _flat_labels(_read_array(npz, "test_labels", path), "test_labels", path, _stored_length(npz, "test_images", path))
+    if len(labels) and labels.max() >= len(class_names):
+        raise DatasetError(
+            f"'test_labels' in '{path}' has label {int(labels.max())}; {len(class_names)} classes allow labels "
+            f"0..{len(class_names) - 1}"
+        )
+
+
 def _load_test_split(path: Path, image_size: int | None, channels: int) -> ImageSet:
     with _open_npz(path) as npz:
         return _read_split(npz, "test", path, image_size, channels)
@@ -138,6 +161,8 @@ def load_npz_file(
         val = _read_split(npz, "val", path, options.image_size, train.images.shape[1]) if has_val else None
         if class_names is None:
             class_names = _class_names(npz, path, [train.labels] + ([val.labels] if val is not None else []))
+        if has_test:
+            _check_test_labels(npz, path, class_names)
     test_loader = (
         functools.partial(_load_test_split, path, options.image_size, int(train.images.shape[1])) if has_test else None
     )

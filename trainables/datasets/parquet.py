@@ -135,6 +135,13 @@ def load_parquet(location: str, options: LoadOptions) -> DatasetSplits:
     if class_names is None:
         class_count = int(train_and_val.labels.max()) + 1 if len(train_and_val) else 0
         class_names = tuple(str(index) for index in range(class_count))
+    # Test labels (not images) are checked now, so a wrong test split fails before the sweep, not at its end.
+    test_labels = _labels(table, path)[row_splits == "test"]
+    if len(test_labels) and test_labels.max() >= len(class_names):
+        raise DatasetError(
+            f"a test row of '{path}' has label {int(test_labels.max())}; {len(class_names)} classes allow labels "
+            f"0..{len(class_names) - 1}"
+        )
     return assemble_splits(
         options, name=path.stem, class_names=class_names, train=train, val=val, test_loader=test_loader
     )

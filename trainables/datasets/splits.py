@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from trainables.datasets.class_names import check_class_names
 from trainables.datasets.image_set import DatasetError, DatasetSplits, ImageSet
 from trainables.datasets.load_options import LoadOptions
 
@@ -64,6 +65,18 @@ def _check_labels(name: str, class_names: tuple[str, ...], split_name: str, imag
         )
 
 
+def _check_enough_to_carve_val(name: str, class_names: tuple[str, ...], train: ImageSet) -> None:
+    """A stratified split puts a class's first image in train and its second in val: a class with one image would
+    have no validation image, and its validation metrics (recall, F1, the minority class's F1) would mean nothing."""
+    for class_name, count in zip(class_names, train.class_counts(len(class_names))):
+        if count == 1:
+            raise DatasetError(
+                f"class {class_name!r} of '{name}' has 1 image; a stratified split needs at least 2 of every class "
+                f"(one to train on, one to validate with): add images of it, drop or merge the class, or give the "
+                f"source its own val split"
+            )
+
+
 def assemble_splits(
     options: LoadOptions,
     *,
@@ -80,7 +93,7 @@ def assemble_splits(
 
     val missing: val share = f_val / (f_train + f_val) of train. test missing: test share =
     f_test / (f_train + f_test) of train. Both missing: (f_train, f_val, f_test) of everything."""
-    class_names = tuple(str(class_name) for class_name in class_names)
+    class_names = check_class_names(name, class_names)
     train_fraction, val_fraction, test_fraction = options.split_fractions
     seed = options.seed
     if len(class_names) < 2:
@@ -90,6 +103,8 @@ def assemble_splits(
     _check_labels(name, class_names, "train", train)
     if val is not None:
         _check_labels(name, class_names, "val", val)
+    else:
+        _check_enough_to_carve_val(name, class_names, train)
 
     if val is None and test_loader is None:
         train_indices, val_indices, test_indices = stratified_partition(
