@@ -87,8 +87,9 @@ class SweepConfig(StrictModel):
     name: str | None = Field(None, description="sweep name; default: <space>-<date>-<time>")
     resume: bool = Field(False, description="resume the interrupted sweep <storage>/<name>")
     max_failures: int = Field(
-        2, ge=0, le=100, description="times a failed trial is retried from its last checkpoint (its best epoch so far, "
-        "or its last), e.g. after its process or node died; 0: a failed trial stays failed",
+        2, ge=0, le=100, description="times a failed trial is retried from its latest checkpoint (see "
+        "checkpoint_every), e.g. after its process or node died; a trial that raises is retried too; 0: a failed trial "
+        "stays failed",
     )
     report_dir: str | None = Field(
         None,
