@@ -85,3 +85,17 @@ def ray_cluster() -> Iterator[None]:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
     yield
     ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def module_ray() -> Iterator[None]:
+    """Ray for one module, stopped at its end unless it was running before: the session's `ray_cluster` stays up
+    into later modules, and some of those check that their work starts no Ray (test_run_validation)."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    if started:
+        ray.shutdown()

@@ -37,18 +37,6 @@ SHAPE = (1, 16, 16)
 
 
 @pytest.fixture(scope="module")
-def module_ray() -> Iterator[None]:
-    """Ray for this module's pool and sweep tests, stopped at its end unless it was running before: the session's
-    `ray_cluster` would stay up into later modules that check their work starts no Ray (test_run_validation)."""
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    if started:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def server() -> Iterator[ImageApiServer]:
     with running_server(PLANTED_KEY) as running:
         yield running

@@ -4,7 +4,6 @@ objectives and whose report draws the front."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib
@@ -13,7 +12,6 @@ matplotlib.use("Agg")
 import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-import ray  # noqa: E402
 import yaml  # noqa: E402
 
 from search.config import SweepConfig, validate_sweep_config  # noqa: E402
@@ -99,18 +97,6 @@ MULTI_SPACE = {
         "optimizer.lr": {"loguniform": [0.0005, 0.01]},
     },
 }
-
-
-@pytest.fixture(scope="module")
-def module_ray() -> Iterator[None]:
-    """Ray for this module's sweep, stopped at its end unless it was running before: the session's `ray_cluster`
-    would stay up into later modules that check their work starts no Ray (test_run_validation)."""
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    if started:
-        ray.shutdown()
 
 
 @pytest.mark.slow

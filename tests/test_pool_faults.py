@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,7 +15,6 @@ import ray
 from image_api_server import Fault, ImageApiServer, running_server
 from loopback_cluster import free_port
 from moto.server import ThreadedMotoServer
-from ray import cloudpickle
 from s3_server import S3Server
 
 from generators.errors import GeneratorError
@@ -307,20 +305,6 @@ def test_a_storage_server_stopped_mid_write_fails_the_write_serves_nothing_half_
 
 
 # ----- a generator that fails mid-request
-
-
-@pytest.fixture(scope="module")
-def module_ray() -> Iterator[None]:
-    """Ray for this module, stopped at its end unless it was running before (a later module checks that its work
-    starts no Ray). The module travels to workers by value, for the trial-like task below."""
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    yield
-    cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
-    if started:
-        ray.shutdown()
 
 
 @pytest.fixture(scope="module")
