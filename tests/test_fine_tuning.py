@@ -214,7 +214,7 @@ def test_a_checkpoint_reloads_every_mode_with_identical_predictions(
     trial = trial_config(weights, model=model, optimizer={"schedule": "cosine", "warmup_epochs": 1})
     reports: list[dict[str, float]] = []
     replicas = train_classifier(trial, phantom, TrialSettings(), on_epoch=lambda metrics, *_: reports.append(metrics))
-    save_replicas(tmp_path, replicas, 2, reports[-1])
+    save_replicas(tmp_path, replicas, 2, reports[-1], with_training_state=True)
     normalization = normalization_of(trial, phantom)
     images = torch.from_numpy(phantom.val.images.copy())
     trained = predict_logits(replicas[0].model, images, normalization=normalization, device=CPU)

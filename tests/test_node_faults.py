@@ -64,12 +64,17 @@ def processes_of(cluster: LoopbackCluster, node: RayNode) -> dict[int, bytes]:
     return found
 
 
-def remove_node(cluster: LoopbackCluster, node: RayNode) -> None:
-    """The node's raylet dies first, as when its machine goes away; then everything else it ran."""
+def remove_node(cluster: LoopbackCluster, node: RayNode, trial_pid: int) -> None:
+    """Every process of the node, SIGKILLed: the trial's worker, then the raylet and the rest, as when its machine
+    goes away.
+
+    The trial's worker first: with the raylet killed first, Ray reported the trial's actor lost twice (once per pending
+    call), and Tune took the second report for a failure of the retry it had just queued and gave the trial up,
+    whatever --max-failures said (Tune 2.60's tune_controller._process_trial_failure)."""
     processes = processes_of(cluster, node)
     raylets = [pid for pid, command_line in processes.items() if b"/raylet" in command_line.split(b"\0")[0]]
     assert raylets, processes
-    for pid in [*raylets, *(pid for pid in processes if pid not in raylets)]:
+    for pid in [trial_pid, *raylets, *(pid for pid in processes if pid not in raylets)]:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -106,7 +111,7 @@ def test_a_node_removed_mid_sweep_has_its_trial_rerun_on_another_node(cluster: F
 
         trial, lost, last = wait_for(a_trial_mid_way_on_a_worker_node, SWEEP_TIMEOUT_S, "a trial mid-way", process)
         removed_at = time.monotonic()
-        remove_node(cluster, lost)
+        remove_node(cluster, lost, int(last["pid"]))
         process.wait(timeout=SWEEP_TIMEOUT_S)
         output = log.read_text(errors="replace")
         assert process.returncode == 0, output[-4000:]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import ray
 from image_api_server import Fault, ImageApiServer, running_server
 from loopback_cluster import free_port
 from moto.server import ThreadedMotoServer
+from ray import cloudpickle
 from s3_server import S3Server
 
 from generators.errors import GeneratorError
@@ -333,6 +335,8 @@ def test_a_generator_failing_mid_request_fails_the_trial_with_its_message_and_th
     pool.register_dataset(DATASET, TRAIN_IDS, image_shape=SHAPE)
     ray.get(get_synthetic_pool(root).set_api_spend_cap.remote(1.0))
     sources = {image_id: np.full(SHAPE, 40 * index, np.uint8) for index, image_id in enumerate(TRAIN_IDS[:3])}
+    # The trial-like task is this module's function: workers cannot import tests/, so it travels by value.
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
     trial = ray.remote(num_cpus=0, max_retries=0)(read_as_a_trial)
     try:
         image_api.reset()
@@ -357,6 +361,7 @@ def test_a_generator_failing_mid_request_fails_the_trial_with_its_message_and_th
         assert len(image_api.received) == 4 and images.shape == (6, *SHAPE)
         assert len(SyntheticPool(root).records(key, 0)) == 6
     finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
         ray.kill(get_synthetic_pool(root), no_restart=True)
         for actor in actors:
             ray.kill(actor, no_restart=True)

@@ -64,11 +64,13 @@ def test_a_sweep_searches_fine_tuning_modes_heads_schedules_and_early_stopping(
         # Tune's progress.csv keeps the first result's columns; result.json has every reported key.
         last = json.loads((trial_folder / "result.json").read_text().splitlines()[-1])
         assert last.get("stopped_early") == (1.0 if len(scores) < 5 else None)
-        # The leaderboard row is the trial's best epoch, and the checkpoint Tune kept as best holds that model.
+        # The leaderboard row is the trial's best epoch, and the one checkpoint Tune kept, written when the trial
+        # ended (no scheduler stops it earlier), holds that epoch's model.
         row = leaderboard[leaderboard["trial_id"] == progress["trial_id"].iloc[0]].iloc[0]
         assert row["val_auroc"] == max(scores) and row["epoch"] == scores.index(max(scores)) + 1
         config = SearchSpace.model_validate(space).resolve(json.loads((trial_folder / "params.json").read_text()))
-        best_checkpoint = trial_folder / progress.loc[scores.index(max(scores)), "checkpoint_dir_name"]
+        assert progress["checkpoint_dir_name"].notna().tolist() == [False] * (len(scores) - 1) + [True]
+        best_checkpoint = trial_folder / progress["checkpoint_dir_name"].iloc[-1]
         assert best_checkpoint.is_dir()
         metrics = evaluate_checkpoint(best_checkpoint, config, data, data.val, device="cpu")
         assert metrics["auroc"] == pytest.approx(max(scores))
