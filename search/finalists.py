@@ -21,6 +21,7 @@ import pandas as pd
 
 from search.finalist_statistics import INTERVAL_METHOD, MCNEMAR_METHOD, mcnemar_exact, seed_interval
 from search.report import atomic_write
+from search.tune_results import best_checkpoint
 from search.twins import TrialHistory, has_synthetic_images
 from spaces import SearchSpace, TrialConfig, plain_value
 from trainables.checkpoint_evaluation import RepeatEvaluation, evaluate_repeats
@@ -136,7 +137,7 @@ def pick_checkpoints(
         outcome = FinalistOutcome(finalist, space.resolve(finalist.point(space)))
         result = by_key.get(values_key(finalist.values))
         frame = result.metrics_dataframe if result is not None else None
-        checkpoint = (result.get_best_checkpoint(metric, mode) or result.checkpoint) if result is not None else None
+        checkpoint = best_checkpoint(result, metric, mode)
         if frame is None or frame.empty or checkpoint is None:
             outcome.note = "not trained: the time budget ran out first" if result is not None else "not trained"
             if result is not None and result.error:

@@ -139,6 +139,7 @@ def train_and_test_finalists(
     generators = fresh_seed_generators(training, record, demands, fit_fractions, dataset, pool_root, seeds)
     fresh = dataclasses.replace(
         settings, seed=seeds[0], repeats=len(seeds), checkpoint_every_epoch=False, stopping_epochs=(),
+        checkpoint_each_new_best=True,
         synthetic_source=generators.source if generators is not None else settings.synthetic_source,
     )
     results = None

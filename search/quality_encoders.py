@@ -15,6 +15,7 @@ from ray.tune import ResultGrid
 from torch import nn
 
 from search.quality_metrics import ImageFeatures, Normalization
+from search.tune_results import best_checkpoint
 from spaces import SearchSpace, TrialConfig
 from spaces.components import StrictModel
 from trainables.backbones import create_backbone, input_normalization
@@ -89,7 +90,7 @@ def best_real_only_model(
         result = next((result for result in results if (result.metrics or {}).get("trial_id") == trial_id), None)
         if result is None:
             continue
-        checkpoint = result.get_best_checkpoint(metric, mode) or result.checkpoint
+        checkpoint = best_checkpoint(result, metric, mode)
         if checkpoint is None:
             continue
         with checkpoint.as_directory() as directory:

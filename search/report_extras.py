@@ -21,6 +21,7 @@ from search.quality_encoders import (
 )
 from search.sweep_record import SweepRecord
 from search.synthetic_quality import write_synthetic_quality
+from search.tune_results import best_checkpoint
 from trainables.datasets import SearchData
 
 QUALITY, GRADCAM = "quality", "gradcam"
@@ -80,7 +81,7 @@ def write_optional_parts(
         else:
             trial_id = str(leaderboard.iloc[0]["trial_id"])
             result = next(result for result in results if (result.metrics or {}).get("trial_id") == trial_id)
-            checkpoint = result.get_best_checkpoint(sweep.metric, sweep.mode) or result.checkpoint
+            checkpoint = best_checkpoint(result, sweep.metric, sweep.mode)
             trial, name = record.search_space.resolve(result.config), f"search trial {trial_id}"
         if checkpoint is None:
             raise ValueError(f"the best model ({name}) has no checkpoint")

@@ -71,3 +71,20 @@ def test_finalists_are_the_top_distinct_configurations_and_the_best_real_only_on
     assert choose_finalists(leaderboard, histories, 0) == [
         Finalist("a", dict(histories[0].values), None, False, True), Finalist("e", dict(histories[4].values), None, True)
     ]
+
+
+def test_a_finalist_the_budget_stopped_before_any_checkpoint_is_not_trained_not_a_crash(tmp_path) -> None:
+    """Tune's get_best_checkpoint raises for a trial that wrote no checkpoint; the sweep then said so with a
+    traceback after the whole search (seen on the quick preset with pneumoniamnist)."""
+    from ray.tune import Checkpoint, Result
+
+    from search.tune_results import best_checkpoint
+
+    frame = pd.DataFrame({"trial_id": ["t1"], "epoch": [1], "val_balanced_accuracy": [0.6]})
+    cut = Result(metrics={"trial_id": "t1"}, checkpoint=None, error=None, path=str(tmp_path), metrics_dataframe=frame,
+                 best_checkpoints=[])
+    assert best_checkpoint(cut, "val_balanced_accuracy", "max") is None and best_checkpoint(None, "m", "max") is None
+    kept = Checkpoint.from_directory(str(tmp_path))
+    finished = Result(metrics={"trial_id": "t2", "val_balanced_accuracy": 0.7}, checkpoint=kept, error=None,
+                      path=str(tmp_path), metrics_dataframe=frame, best_checkpoints=[(kept, {"val_balanced_accuracy": 0.7})])
+    assert best_checkpoint(finished, "val_balanced_accuracy", "max").path == kept.path

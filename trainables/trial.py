@@ -47,6 +47,9 @@ class TrialSettings:
     checkpoint_every_epoch: bool = False
     # Epochs after which the scheduler may stop a trial (ASHA's rungs): a new best epoch is checkpointed there.
     stopping_epochs: tuple[int, ...] = ()
+    # Every new best epoch is checkpointed (the finalists: the time budget may cut them anywhere, and their best
+    # weights are what the test split evaluates).
+    checkpoint_each_new_best: bool = False
     # Every this many epochs a checkpoint holds the exact training state; 0: never (a resumed trial replays).
     training_state_every: int = 0
 
@@ -271,6 +274,7 @@ class CheckpointSchedule:
     planned_epochs: int
     stopping_epochs: frozenset[int] = frozenset()
     state_every: int = 0
+    each_new_best: bool = False
     written_best_epoch: int | None = None  # the best epoch held by the last checkpoint written
     last_held_state: bool = False
 
@@ -286,7 +290,7 @@ class CheckpointSchedule:
         if finished:
             # A finished trial's last checkpoint must hold its best weights and no training state to carry.
             return new_best or self.last_held_state or self.written_best_epoch is None
-        return new_best and epochs_done in self.stopping_epochs
+        return new_best and (self.each_new_best or epochs_done in self.stopping_epochs)
 
     def wrote(self, best_epoch: int | None, epochs_done: int, held_state: bool) -> None:
         self.written_best_epoch = best_epoch if best_epoch is not None else epochs_done
@@ -318,7 +322,7 @@ def tune_trial(trial: TrialConfig, data: SearchData, settings: TrialSettings) ->
     """
     schedule = CheckpointSchedule(
         settings.checkpoint_every_epoch, trial.training.epochs, frozenset(settings.stopping_epochs),
-        settings.training_state_every,
+        settings.training_state_every, settings.checkpoint_each_new_best,
     )
 
     def report_to_tune(metrics: dict[str, float], replicas: list[Replica], epochs_done: int, progress: TrialProgress) -> None:
