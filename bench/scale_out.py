@@ -1,7 +1,7 @@
 """The same sweep on one Ray node and on two loopback nodes (each node 1 CPU): wall time, trials per minute, and the
 pool's images made versus demanded across nodes.
 
-    .venv/bin/python bench/scale_out.py [--trials 8] [--epochs 6] [--phantom-count 1200]
+    .venv/bin/python bench/scale_out.py [--trials 8] [--epochs 20] [--phantom-count 4000]
 
 Each run starts its own cluster with `ray start` (token authentication on, as Ray 2.60 starts one) through
 tests/loopback_cluster.py, runs `python -m search.run --ray-address <head>` in its own process exactly as a user
@@ -96,8 +96,8 @@ def run_on(nodes: int, work: Path, args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=8)
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--phantom-count", type=int, default=1200)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--phantom-count", type=int, default=4000)
     args = parser.parse_args()
     rows = []
     for nodes in (1, 2):
