@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import sys
 import threading
 import time
@@ -33,6 +32,7 @@ from search.synthetic_demand import GeneratorDemand, generator_demands, generato
 from search.synthetic_filter_setup import attach_label_filters, space_uses_label_filter
 from search.synthetic_setup import pool_root_of, prepare_generators
 from search.trainable import search_trial
+from search.tune_results import last_error_line, trial_id_of
 from search.tune_runs import finalists_on, ranked_with_twins, search_budget_s, train_twins, tune_run_config
 from search.validation import check_generators, check_image_upload, check_metric, check_space, max_epochs
 from search.wandb_logging import create_wandb_callback, write_wandb_runs
@@ -285,22 +285,6 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
         name, experiment_path, report_dir, leaderboard_path, best_config_path, test_metrics_path, plots, report_path,
         finished, errored,
     )
-
-
-def last_error_line(error: BaseException) -> str:
-    """What a trial died of, out of Ray's wrapped trace: the last `SomeError: message` line, else the first line
-    that is not Ray's header (an actor's death says why in words); at most 300 characters."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    named = [line for line in lines if re.match(r"^([A-Za-z_]\w*\.)*[A-Za-z_]\w*(Error|Exception|Exit|Interrupt)\w*: ", line)]
-    plain = [line for line in lines if not line.startswith(("ray::", "Failure #"))]
-    line = named[-1] if named else (plain or lines or [type(error).__name__])[0]
-    return line if len(line) <= 300 else line[:297] + "..."
-
-
-def trial_id_of(result_path: str) -> str:
-    """The trial id in a Tune trial folder's name (`search_trial_<id>_<n>_<params>_<time>`)."""
-    found = re.search(r"_([0-9a-f]{5,})_\d+_", Path(result_path).name)
-    return found.group(1) if found else Path(result_path).name
 
 
 # Every error a user can cause with their input or their files: one clean line and exit code 2.

@@ -1,7 +1,9 @@
-"""Reading Tune's results where a trial may have no checkpoint at all."""
+"""Reading Tune's results: a trial's best checkpoint where it may have none, and what a failed trial died of."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 from ray import tune
@@ -14,3 +16,19 @@ def best_checkpoint(result: Any, metric: str, mode: str) -> tune.Checkpoint | No
     if result is None or not result.best_checkpoints:
         return None
     return result.get_best_checkpoint(metric, mode) or result.checkpoint
+
+
+def last_error_line(error: BaseException) -> str:
+    """What a trial died of, out of Ray's wrapped trace: the last `SomeError: message` line, else the first line
+    that is not Ray's header (an actor's death says why in words); at most 300 characters."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    named = [line for line in lines if re.match(r"^([A-Za-z_]\w*\.)*[A-Za-z_]\w*(Error|Exception|Exit|Interrupt)\w*: ", line)]
+    plain = [line for line in lines if not line.startswith(("ray::", "Failure #"))]
+    line = named[-1] if named else (plain or lines or [type(error).__name__])[0]
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+def trial_id_of(result_path: str) -> str:
+    """The trial id in a Tune trial folder's name (`search_trial_<id>_<n>_<params>_<time>`)."""
+    found = re.search(r"_([0-9a-f]{5,})_\d+_", Path(result_path).name)
+    return found.group(1) if found else Path(result_path).name

@@ -194,7 +194,7 @@ def test_a_failed_trial_is_summed_up_by_the_error_it_died_of(ray_cluster: None) 
     import ray
 
     from generators.errors import GeneratorError
-    from search.run import last_error_line, trial_id_of
+    from search.tune_results import last_error_line, trial_id_of
 
     @ray.remote(max_retries=0)
     def trial() -> None:
