@@ -1,4 +1,5 @@
-"""What a finished sweep left in storage, per backbone: trials, checkpoints saved and kept, and their bytes.
+"""What a finished sweep left in storage, per Tune run (search, twins, finalists) and backbone: trials, checkpoints
+saved and kept, and their bytes.
 
 Run a sweep first (the default `make run` is `python -m search.run`), then point this at its folder:
 
@@ -7,7 +8,8 @@ Run a sweep first (the default `make run` is `python -m search.run`), then point
 
 Checkpoints saved is counted from each trial's progress.csv (one per report that carried a checkpoint); bytes
 written comes from the reports' `checkpoint_bytes` where the sweep recorded them, else it is estimated as
-checkpoints saved times the size of one kept checkpoint.
+checkpoints saved times the size of one kept checkpoint. A trial the time budget stopped before its first report has
+no progress.csv (nor params.json, when it never started): it counts as a trial of 0 epochs.
 """
 
 from __future__ import annotations
@@ -20,10 +22,14 @@ import pandas as pd
 
 from search.storage_usage import stored_bytes
 
+RUNS = {"search": ".", "twins": "twins", "finalists": "finalists"}
 
-def trial_row(folder: Path) -> dict[str, object]:
-    progress = pd.read_csv(folder / "progress.csv")
-    params = json.loads((folder / "params.json").read_text())
+
+def trial_row(folder: Path, run: str) -> dict[str, object]:
+    progress_file = folder / "progress.csv"
+    progress = pd.read_csv(progress_file) if progress_file.exists() else pd.DataFrame({"checkpoint_dir_name": []})
+    params_file = folder / "params.json"
+    params = json.loads(params_file.read_text()) if params_file.exists() else {}
     kept = sorted(folder.glob("checkpoint_*"))
     kept_bytes = [sum(path.stat().st_size for path in checkpoint.rglob("*") if path.is_file()) for checkpoint in kept]
     saved = int(progress["checkpoint_dir_name"].notna().sum())
@@ -32,7 +38,7 @@ def trial_row(folder: Path) -> dict[str, object]:
     else:
         written = saved * (max(kept_bytes) if kept_bytes else 0)
     return {
-        "backbone": params.get("model.backbone", "?"), "epochs": len(progress), "checkpoints_saved": saved,
+        "run": run, "backbone": params.get("model.backbone", "?"), "epochs": len(progress), "checkpoints_saved": saved,
         "checkpoints_kept": len(kept), "kept_mb": sum(kept_bytes) / 1e6, "written_mb": written / 1e6,
     }
 
@@ -42,8 +48,10 @@ def main() -> None:
     parser.add_argument("sweep", type=Path, help="the sweep's folder, <storage>/<name>")
     parser.add_argument("--pool", type=Path, help="the pool folder; default: <storage>/synthetic_pool")
     arguments = parser.parse_args()
-    trials = pd.DataFrame([trial_row(folder) for folder in sorted(arguments.sweep.glob("search_trial_*"))])
-    by_backbone = trials.groupby("backbone").agg(
+    trials = pd.DataFrame([
+        trial_row(folder, run) for run, sub in RUNS.items() for folder in sorted((arguments.sweep / sub).glob("search_trial_*"))
+    ])
+    by_backbone = trials.groupby(["run", "backbone"]).agg(
         trials=("epochs", "size"), epochs=("epochs", "sum"), checkpoints_saved=("checkpoints_saved", "sum"),
         checkpoints_kept=("checkpoints_kept", "sum"), kept_mb=("kept_mb", "sum"), written_mb=("written_mb", "sum"),
     )

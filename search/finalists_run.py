@@ -137,9 +137,10 @@ def train_and_test_finalists(
         print(f"\nA synthetic finalist is {note}")
     training = [finalist for finalist in finalists if finalist.source_trial_id not in skipped]
     generators = fresh_seed_generators(training, record, demands, fit_fractions, dataset, pool_root, seeds)
+    # The test split reads the finalists' best weights: they keep them, and end themselves before the time budget
+    # would stop them (TrialSettings.deadline), so each writes them once, at its end.
     fresh = dataclasses.replace(
-        settings, seed=seeds[0], repeats=len(seeds), checkpoint_every_epoch=False, stopping_epochs=(),
-        checkpoint_each_new_best=True,
+        settings, seed=seeds[0], repeats=len(seeds), checkpoint_every_epoch=False, stopping_epochs=(), keep_weights=True,
         synthetic_source=generators.source if generators is not None else settings.synthetic_source,
     )
     results = None
@@ -156,6 +157,8 @@ def train_and_test_finalists(
             return None
         print(f"\nTraining {len(training)} finalists on fresh seeds {seeds[0]}..{seeds[-1]} (never used by the search)"
               + (f", {budget_s:.0f} s of the time budget left" if budget_s is not None else ""))
+        if budget_s is not None:
+            fresh = dataclasses.replace(fresh, deadline=time.time() + budget_s)
         results = run_twins(trainable_of(space, fresh), [f.point(space) for f in training],
                             run_config_of(FINALISTS_RUN_NAME), sweep, budget_s)
     del generators  # the fresh-seed generator actors end here

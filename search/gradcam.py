@@ -153,9 +153,10 @@ def write_gradcam_for_checkpoint(
 ) -> list[Path]:
     """write_gradcam for repeat 0's model of a trial checkpoint (the best model), with the synthetic images it
     trained on."""
-    state = load_saved_trial(checkpoint_directory).replica_states[0]
+    saved = load_saved_trial(checkpoint_directory)
+    state = saved.replica_states[0]
     model = build_model(trial, data)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(saved.weights(0))
     draws = state.get("synthetic_draws", [])
     synthetic = synthetic_images_of_draws(pool_root, draws, per_class) if pool_root and draws else {}
     return write_gradcam(report_dir, model.eval(), normalization_of(trial, data), data, synthetic, per_class)

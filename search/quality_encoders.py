@@ -73,9 +73,8 @@ def real_only_model_from_checkpoint(
     checkpoint_directory: Path, trial: TrialConfig, data: SearchData, *, repeat: int = 0, name: str = "checkpoint"
 ) -> RealOnlyModel:
     """Repeat `repeat`'s model of a trial checkpoint (trainables.replicas.save_replicas), on the CPU, in eval mode."""
-    state = load_saved_trial(checkpoint_directory).replica_states[repeat]
     model = build_model(trial, data)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(load_saved_trial(checkpoint_directory).weights(repeat))
     return RealOnlyModel(model.eval(), normalization_of(trial, data), name)
 
 

@@ -23,7 +23,7 @@ PRINTED_ROWS = 10
 # Ray's bookkeeping columns that say nothing about a configuration's quality.
 _RAY_COLUMNS = ("timestamp", "done", "training_iteration", "trial_id", "date", "time_this_iter_s", "time_total_s",
                 "pid", "hostname", "node_ip", "time_since_restore", "iterations_since_restore", "checkpoint_dir_name",
-                "should_checkpoint", "epochs_planned", "stopped_early", "checkpoint_bytes")
+                "should_checkpoint", "epochs_planned", "stopped_early", "stopped_at_deadline", "checkpoint_bytes")
 
 
 def _best_epoch(frame: pd.DataFrame, metric: str, mode: str) -> pd.Series:

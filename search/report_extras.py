@@ -22,6 +22,7 @@ from search.quality_encoders import (
 from search.sweep_record import SweepRecord
 from search.synthetic_quality import write_synthetic_quality
 from search.tune_results import best_checkpoint
+from search.tune_runs import finalists_on
 from trainables.datasets import SearchData
 
 QUALITY, GRADCAM = "quality", "gradcam"
@@ -45,14 +46,22 @@ def _attempt(record: SweepRecord, part: str, label: str, work: Callable[[], str]
 
 def _real_only_model(finalists: FinalistsRun | None, record: SweepRecord, results: Any, leaderboard: pd.DataFrame,
                      data: SearchData) -> RealOnlyModel | None:
-    """The real-only finalist's repeat-0 model when finalists ran, else the best real-only search trial's."""
+    """The real-only finalist's repeat-0 model when finalists ran, else the best real-only search trial's; None
+    when finalists were to run but none real-only trained (the search's checkpoints then hold no weights)."""
     outcome = finalists.real_only() if finalists is not None else None
     if outcome is not None:
         with outcome.checkpoint.as_directory() as directory:
             return real_only_model_from_checkpoint(Path(directory), outcome.trial, data,
                                                    name=f"real-only finalist {outcome.trial_id}")
     sweep = record.sweep
+    if finalists_on(sweep):
+        return None
     return best_real_only_model(results, leaderboard, record.search_space, sweep.metric, sweep.mode, data)
+
+
+# Why a part that reads a model's weights has none, when finalists were to run but none trained.
+NO_TRAINED_FINALIST = ("(finalists.csv says why), and the search's checkpoints keep no weights when finalists run "
+                       "(raise --time-budget-s or --answer-budget-share)")
 
 
 def write_optional_parts(
@@ -71,6 +80,9 @@ def write_optional_parts(
         settings = sweep.quality
         encoder = user_feature_extractor(settings.feature_extractor, data) if settings.feature_extractor else None
         real_only = _real_only_model(finalists, record, results, leaderboard, data)
+        if real_only is None and encoder is None and finalists_on(sweep):
+            raise ValueError(f"no real-only finalist trained an epoch {NO_TRAINED_FINALIST}; or give "
+                             "--quality-feature-extractor")
         outputs = write_synthetic_quality(report_dir, pool_root, data, real_only, settings, encoder)
         return f"{outputs.csv_path} ({len(outputs.grid_paths)} generator settings, features of {outputs.encoder_name})"
 
@@ -78,6 +90,8 @@ def write_optional_parts(
         best = finalists.best() if finalists is not None else None
         if best is not None:
             checkpoint, trial, name = best.checkpoint, best.trial, f"finalist {best.trial_id}"
+        elif finalists_on(sweep):
+            raise ValueError(f"no finalist trained an epoch {NO_TRAINED_FINALIST}")
         else:
             trial_id = str(leaderboard.iloc[0]["trial_id"])
             result = next(result for result in results if (result.metrics or {}).get("trial_id") == trial_id)

@@ -165,6 +165,8 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
         repeats=sweep.repeats, seed=sweep.seed, device=sweep.device, synthetic_source=synthetic_source,
         metric=sweep.metric, mode=sweep.mode, checkpoint_every_epoch=sweep.scheduler == "pbt",
         stopping_epochs=stopping_epochs(sweep.scheduler, max_epochs(space)), training_state_every=sweep.checkpoint_every,
+        # Finalists retrain on fresh seeds and only their weights are evaluated: the search's and twins' keep none.
+        keep_weights=not finalists_on(sweep),
     )
     # With one checkpoint kept per trial, Tune saves its experiment state with every checkpoint (so it never names
     # a deleted one) and warns each time that happens within 5 s; that is the intended cost, not news.

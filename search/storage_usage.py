@@ -12,7 +12,7 @@ from ray.tune import ResultGrid
 
 from search.report import atomic_write
 from trainables.replicas import drop_training_state
-from trainables.trial import CHECKPOINT_BYTES
+from trainables.tune_trial import CHECKPOINT_BYTES
 
 
 def keep_only_best_weights(results: ResultGrid, experiment_path: str) -> int:

@@ -7,7 +7,8 @@ from typing import Any
 
 from spaces import SearchSpace
 from trainables.datasets import SearchData
-from trainables.trial import TrialSettings, tune_trial
+from trainables.trial import TrialSettings
+from trainables.tune_trial import tune_trial
 
 
 def search_trial(config: dict[str, Any], *, data: SearchData, space: SearchSpace, settings: TrialSettings) -> None:

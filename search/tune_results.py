@@ -12,7 +12,7 @@ from ray import tune
 def best_checkpoint(result: Any, metric: str, mode: str) -> tune.Checkpoint | None:
     """A trial's checkpoint with the best `metric`, or its latest; None when it wrote none (Tune's
     get_best_checkpoint raises then). A trial checkpoints where a scheduler may stop it and at its end
-    (trainables.trial.CheckpointSchedule), so one the time budget stopped before either has none."""
+    (trainables.tune_trial.CheckpointSchedule), so one the time budget stopped before either has none."""
     if result is None or not result.best_checkpoints:
         return None
     return result.get_best_checkpoint(metric, mode) or result.checkpoint

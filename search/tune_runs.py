@@ -3,6 +3,7 @@ and the real-only twins' run after the search."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -13,6 +14,7 @@ from ray.tune import ResultGrid
 from search.config import SweepConfig
 from search.sweep_record import SweepRecord
 from search.twins import histories_of, run_twins, twin_points, twin_space
+from trainables.tune_trial import trial_finished
 
 
 def ranked_with_twins(leaderboard: pd.DataFrame, twins: pd.DataFrame | None, sweep: SweepConfig) -> pd.DataFrame:
@@ -41,7 +43,7 @@ def tune_run_config(sweep: SweepConfig, name: str, storage_path: str, callbacks:
         name=name,
         storage_path=storage_path,
         callbacks=callbacks,
-        # Every checkpoint holds the trial's best weights so far (trainables.trial.tune_trial): the latest serves
+        # Every checkpoint holds the trial's best weights so far, or none (trainables.tune_trial): the latest serves
         # resume, PBT and the final test evaluation alike. PBT clones other trials' recent checkpoints, which must
         # outlive the clone's restore, so it keeps a few.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if sweep.scheduler == "pbt" else 1),
@@ -102,5 +104,6 @@ MINIMUM_TWIN_BUDGET_S = 5.0
 
 
 def stop_after_planned_epochs(trial_id: str, result: dict) -> bool:
-    # An early-stopped trial (training.early_stopping_patience) has ended too: no scheduler may perturb it.
-    return result.get("epoch", 0) >= result.get("epochs_planned", float("inf")) or bool(result.get("stopped_early"))
+    # A trial that stopped early (training.early_stopping_patience) or at its deadline has ended too: no scheduler
+    # may perturb it.
+    return trial_finished(result, result.get("epoch", 0), result.get("epochs_planned", math.inf))

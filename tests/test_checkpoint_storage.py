@@ -1,8 +1,9 @@
-"""What a trial's checkpoints hold: the best weights for the final evaluation always, optimizer state only while
-the trial may still train, and enough to resume exactly as if it had never stopped."""
+"""What a trial's checkpoints hold: the best weights for the final evaluation (unless nothing will read them),
+optimizer state only while the trial may still train, and enough to resume exactly as if it had never stopped."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,12 +18,14 @@ from trainables.datasets import SearchData, load_dataset
 from trainables.replicas import (
     CHECKPOINT_FILE,
     TRAINING_STATE_FILE,
+    MissingWeightsError,
     drop_training_state,
     load_saved_trial,
     stored_weights,
 )
-from trainables.trial import TrialProgress, TrialSettings, train_classifier, trial_finished, write_checkpoint
+from trainables.trial import DEADLINE_SLACK_S, TrialProgress, TrialSettings, train_classifier
 from trainables.trial_cost import COST_COLUMNS, COST_TRAIN_SECONDS
+from trainables.tune_trial import trial_finished, write_checkpoint
 
 EPOCHS = 4
 
@@ -52,8 +55,9 @@ def trial_config(**training: object) -> TrialConfig:
 class Recorder:
     """What tune_trial does each epoch, minus Tune: every report, and a checkpoint folder for every epoch."""
 
-    def __init__(self, folder: Path, planned_epochs: int, with_training_state: bool = True) -> None:
+    def __init__(self, folder: Path, planned_epochs: int, with_training_state: bool = True, with_weights: bool = True) -> None:
         self.folder, self.planned_epochs, self.with_training_state = folder, planned_epochs, with_training_state
+        self.with_weights = with_weights
         self.reports: list[dict[str, float]] = []
         self.weights: dict[int, list[dict[str, torch.Tensor]]] = {}
         self.stored: dict[int, list[dict[str, torch.Tensor]]] = {}
@@ -65,7 +69,10 @@ class Recorder:
         directory = self.checkpoint(epochs_done)
         directory.mkdir(parents=True)
         finished = trial_finished(metrics, epochs_done, self.planned_epochs)
-        write_checkpoint(directory, metrics, replicas, epochs_done, progress, self.with_training_state and not finished)
+        write_checkpoint(
+            directory, metrics, replicas, epochs_done, progress, self.with_training_state and not finished,
+            with_weights=self.with_weights,
+        )
 
     def checkpoint(self, epochs_done: int) -> Path:
         return self.folder / f"epoch_{epochs_done}"
@@ -75,7 +82,7 @@ def train(
     trial: TrialConfig, data: SearchData, settings: TrialSettings, folder: Path, resume_from: Path | None = None,
     with_training_state: bool = True,
 ) -> Recorder:
-    recorder = Recorder(folder, trial.training.epochs, with_training_state)
+    recorder = Recorder(folder, trial.training.epochs, with_training_state, settings.keep_weights)
     train_classifier(trial, data, settings, on_epoch=recorder, resume_from=resume_from)
     return recorder
 
@@ -185,6 +192,50 @@ def test_a_trial_resumed_from_a_checkpoint_without_training_state_retrains_to_th
     assert drop_training_state(dropped) and not drop_training_state(dropped)
     resumed = train(trial, phantom, settings, tmp_path / "after_drop", resume_from=Path(dropped.path))
     assert without_cost(resumed.reports) == without_cost(whole.reports[2:])
+
+
+def checkpoint_bytes(directory: Path) -> int:
+    return sum(path.stat().st_size for path in directory.iterdir())
+
+
+def test_a_trial_that_keeps_no_weights_checkpoints_kilobytes_and_still_resumes_exactly(
+    phantom: SearchData, tmp_path: Path
+) -> None:
+    """The search of a sweep whose finalists retrain keeps no weights: its checkpoints hold metrics, progress and
+    draws, a resumed trial retrains to the same end, and a reader of weights is told why there are none."""
+    trial = trial_config(early_stopping_patience=3)
+    settings = TrialSettings(repeats=2, keep_weights=False)
+    weightless = train(trial, phantom, settings, tmp_path / "weightless", with_training_state=False)
+    weighted = train(trial, phantom, TrialSettings(repeats=2), tmp_path / "weighted", with_training_state=False)
+    assert without_cost(weightless.reports) == without_cost(weighted.reports)
+    last = max(weightless.weights)
+    for epoch in weightless.weights:
+        assert checkpoint_bytes(weightless.checkpoint(epoch)) * 10 < checkpoint_bytes(weighted.checkpoint(epoch))
+    saved = load_saved_trial(weightless.checkpoint(last))
+    assert not saved.has_weights and saved.best.weights is None
+    assert saved.best_epoch == load_saved_trial(weighted.checkpoint(last)).best_epoch
+    with pytest.raises(MissingWeightsError, match=f"{weightless.checkpoint(last)} holds no model weights.*finalists"):
+        evaluate_checkpoint(weightless.checkpoint(last), trial, phantom, phantom.val, device="cpu")
+
+    resumed = train(trial, phantom, settings, tmp_path / "resumed", resume_from=weightless.checkpoint(2))
+    assert without_cost(resumed.reports) == without_cost(weightless.reports[2:])
+    assert_same_weights(resumed.weights[last], weighted.weights[last])
+
+
+def test_a_trial_with_a_deadline_ends_itself_before_it_with_its_best_weights(phantom: SearchData, tmp_path: Path) -> None:
+    """A finalist ends itself when its next epoch would not fit before the time budget's end, so its best weights
+    are checkpointed once, at its end, and not lost to the budget stopping it mid-epoch."""
+    trial = trial_config()
+    # No epoch fits after the first: its duration and the slack for the checkpoint pass the deadline.
+    short = train(trial, phantom, TrialSettings(deadline=time.time() + DEADLINE_SLACK_S), tmp_path / "short")
+    assert [report["epoch"] for report in short.reports] == [1] and short.reports[-1]["stopped_at_deadline"] == 1.0
+    assert trial_finished(short.reports[-1], 1, EPOCHS)
+    assert sorted(path.name for path in short.checkpoint(1).iterdir()) == [CHECKPOINT_FILE]
+    metrics = evaluate_checkpoint(short.checkpoint(1), trial, phantom, phantom.val, device="cpu")
+    assert metrics["balanced_accuracy"] == pytest.approx(short.reports[0]["val_balanced_accuracy"])
+    # A deadline an hour away changes nothing.
+    roomy = train(trial, phantom, TrialSettings(deadline=time.time() + 3600), tmp_path / "roomy")
+    assert len(roomy.reports) == EPOCHS and not any("stopped_at_deadline" in report for report in roomy.reports)
 
 
 def test_stored_bytes_counts_every_file_below_a_folder(tmp_path: Path) -> None:

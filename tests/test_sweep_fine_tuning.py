@@ -19,6 +19,7 @@ from spaces import SearchSpace
 from trainables.backbones import create_backbone
 from trainables.checkpoint_evaluation import evaluate_checkpoint
 from trainables.datasets import load_dataset
+from trainables.replicas import load_saved_trial
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +47,7 @@ def test_a_sweep_searches_fine_tuning_modes_heads_schedules_and_early_stopping(
     code = main([
         "--storage", str(tmp_path / "results"), "--space", str(tmp_path / "space.yaml"), "--data", "phantom",
         "--phantom-count", "200", "--image-size", str(IMAGE_SIZE), "--searcher", "grid", "--scheduler", "none",
-        "--name", "modes", "--wandb-mode", "disabled", "--max-concurrent", "2", "--metric", "val_auroc", "--finalists", "1",
+        "--name", "modes", "--wandb-mode", "disabled", "--max-concurrent", "2", "--metric", "val_auroc", "--finalists", "3",
     ])
     assert code == 0
     report = tmp_path / "results" / "modes"
@@ -65,13 +66,22 @@ def test_a_sweep_searches_fine_tuning_modes_heads_schedules_and_early_stopping(
         last = json.loads((trial_folder / "result.json").read_text().splitlines()[-1])
         assert last.get("stopped_early") == (1.0 if len(scores) < 5 else None)
         # The leaderboard row is the trial's best epoch, and the one checkpoint Tune kept, written when the trial
-        # ended (no scheduler stops it earlier), holds that epoch's model.
+        # ended (no scheduler stops it earlier), holds that epoch, without weights: the finalists retrain.
         row = leaderboard[leaderboard["trial_id"] == progress["trial_id"].iloc[0]].iloc[0]
         assert row["val_auroc"] == max(scores) and row["epoch"] == scores.index(max(scores)) + 1
-        config = SearchSpace.model_validate(space).resolve(json.loads((trial_folder / "params.json").read_text()))
         assert progress["checkpoint_dir_name"].notna().tolist() == [False] * (len(scores) - 1) + [True]
-        best_checkpoint = trial_folder / progress["checkpoint_dir_name"].iloc[-1]
-        assert best_checkpoint.is_dir()
-        metrics = evaluate_checkpoint(best_checkpoint, config, data, data.val, device="cpu")
-        assert metrics["auroc"] == pytest.approx(max(scores))
-    assert json.loads((report / "test_metrics.json").read_text())["config"]["model.finetune"] in {"full", "frozen", "lora"}
+        saved = load_saved_trial(trial_folder / progress["checkpoint_dir_name"].iloc[-1])
+        assert saved.best_epoch == row["epoch"] and not saved.has_weights
+    # Every mode is a finalist (three seeds each): its one checkpoint, written when it ended, holds the weights
+    # (LoRA's adapters, a frozen backbone's head) of its best epoch, which evaluate to what it reported.
+    finalists = sorted((report / "finalists").glob("search_trial_*"))
+    assert len(finalists) == 3
+    for trial_folder in finalists:
+        progress = pd.read_csv(trial_folder / "progress.csv")
+        assert progress["checkpoint_dir_name"].notna().tolist() == [False] * (len(progress) - 1) + [True]
+        config = SearchSpace.model_validate(space).resolve(json.loads((trial_folder / "params.json").read_text()))
+        checkpoint = trial_folder / progress["checkpoint_dir_name"].iloc[-1]
+        metrics = evaluate_checkpoint(checkpoint, config, data, data.val, device="cpu")
+        assert metrics["auroc"] == pytest.approx(progress["val_auroc"].max())
+    tested = json.loads((report / "test_metrics.json").read_text())
+    assert tested["config"]["model.finetune"] in {"full", "frozen", "lora"}

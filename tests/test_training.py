@@ -23,7 +23,8 @@ from trainables.training import (
     to_model_input,
     train_one_epoch,
 )
-from trainables.trial import CheckpointSchedule, aggregate_over_repeats
+from trainables.trial import aggregate_over_repeats
+from trainables.tune_trial import CheckpointSchedule
 
 CPU = torch.device("cpu")
 NORMALIZATION = ((0.5,), (0.5,))
@@ -251,9 +252,6 @@ def test_a_trial_checkpoints_a_new_best_where_its_scheduler_may_stop_it_and_at_i
     # The training state every 3 epochs; the last checkpoint then replaces the state with the best weights.
     with_state = CheckpointSchedule(every_epoch=False, planned_epochs=8, stopping_epochs=frozenset({2, 6}), state_every=3)
     assert checkpointed_epochs(with_state, [1, 1, 3, 3, 3, 3, 3, 3]) == [(2, False), (3, True), (6, True), (8, False)]
-    # The finalists: every new best, since the time budget may cut them anywhere.
-    finalist = CheckpointSchedule(every_epoch=False, planned_epochs=8, each_new_best=True)
-    assert checkpointed_epochs(finalist, best_epochs) == [(1, False), (3, False), (7, False)]
     # PBT clones the latest checkpoints: every epoch, with the training state until the trial ends.
     every_epoch = CheckpointSchedule(every_epoch=True, planned_epochs=3)
     assert checkpointed_epochs(every_epoch, [1, 2, 3]) == [(1, True), (2, True), (3, False)]

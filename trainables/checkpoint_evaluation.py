@@ -30,13 +30,13 @@ def evaluate_repeats(
 ) -> list[RepeatEvaluation]:
     """Every metric of each of the checkpoint's repeat models on `images`, with its predictions."""
     target = resolve_device(device)
-    states = load_saved_trial(checkpoint_directory).replica_states
+    saved = load_saved_trial(checkpoint_directory)
     normalization = normalization_of(trial, data)
     image_tensor, label_tensor = image_tensors(images)
     evaluations = []
-    for state in states:
+    for repeat, state in enumerate(saved.replica_states):
         model = build_model(trial, data).to(target)
-        model.load_state_dict(state["model"])
+        model.load_state_dict(saved.weights(repeat))
         logits = predict_logits(model, image_tensor, normalization=normalization, device=target)
         metrics = compute_metrics(
             logits, label_tensor, num_classes=data.num_classes, ordinal=data.ordinal, class_names=data.class_names,

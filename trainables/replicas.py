@@ -49,8 +49,9 @@ class Replica:
     loss_function: nn.Module
     grad_scaler: torch.amp.GradScaler | None
 
-    def evaluation_state(self, weights: dict[str, torch.Tensor]) -> dict[str, Any]:
-        """What evaluating this seed's model needs: the given weights and the synthetic images it trained on."""
+    def evaluation_state(self, weights: dict[str, torch.Tensor] | None) -> dict[str, Any]:
+        """What evaluating this seed's model needs: the given weights (None: a checkpoint kept without them) and the
+        synthetic images it trained on."""
         return {
             "seed": self.seed,
             # Which synthetic images this model trained on, with its weights: the trial's provenance (DESIGN step 5).
@@ -155,11 +156,15 @@ def _stored(tensor: torch.Tensor) -> torch.Tensor:
 @dataclass(frozen=True)
 class BestEpoch:
     """Every repeat's weights (stored_weights) at the epoch whose searched metric, the median over repeats, was the
-    best so far."""
+    best so far; None where the trial keeps no weights (TrialSettings.keep_weights)."""
 
     epoch: int
     metrics: dict[str, float]
-    weights: list[dict[str, torch.Tensor]]
+    weights: list[dict[str, torch.Tensor]] | None
+
+
+class MissingWeightsError(ValueError):
+    """A checkpoint written without model weights was asked for them."""
 
 
 @dataclass(frozen=True)
@@ -168,7 +173,8 @@ class SavedTrial:
     metrics: dict[str, float]  # reported at that epoch
     best_epoch: int
     best_metrics: dict[str, float]
-    # Per repeat: seed, synthetic draws and the best epoch's weights ("model", stored_weights): what evaluation reads.
+    # Per repeat: seed, synthetic draws and the best epoch's weights ("model", stored_weights; None in a checkpoint
+    # kept without weights): what evaluation reads.
     replica_states: list[dict[str, Any]]
     # What continuing training exactly needs (Replica.training_state per repeat); None where the checkpoint
     # holds only the best weights (a finished trial's, or between CheckpointSchedule's training-state epochs).
@@ -176,9 +182,26 @@ class SavedTrial:
     # Early stopping's counters when the checkpoint was written; empty in checkpoints that predate them here.
     progress: dict[str, Any]
 
+    directory: Path | None = None
+
+    @property
+    def has_weights(self) -> bool:
+        return all(state.get("model") is not None for state in self.replica_states)
+
     @property
     def best(self) -> BestEpoch:
-        return BestEpoch(self.best_epoch, self.best_metrics, [state["model"] for state in self.replica_states])
+        weights = [state["model"] for state in self.replica_states] if self.has_weights else None
+        return BestEpoch(self.best_epoch, self.best_metrics, weights)
+
+    def weights(self, repeat: int) -> dict[str, torch.Tensor]:
+        """Repeat `repeat`'s best weights; MissingWeightsError names the checkpoint when it was kept without them."""
+        weights = self.replica_states[repeat].get("model")
+        if weights is None:
+            raise MissingWeightsError(
+                f"the checkpoint {self.directory} holds no model weights: when the finalists retrain on fresh seeds, "
+                "the search's and the twins' checkpoints keep none (the finalists' do; --finalists 0 keeps the search's)"
+            )
+        return weights
 
 
 def save_replicas(
@@ -188,18 +211,21 @@ def save_replicas(
     metrics: dict[str, float],
     *,
     best: BestEpoch | None = None,
+    with_weights: bool = True,
     with_training_state: bool = False,
     progress: dict[str, Any] | None = None,
 ) -> None:
     """A trial checkpoint. CHECKPOINT_FILE holds what evaluation reads, the best epoch's weights (`best`; None: the
-    current weights are the best) in float16, and the trial's `progress` (early stopping's counters).
-    `with_training_state`: TRAINING_STATE_FILE holds what continuing exactly needs: the current float32 weights,
-    optimizer and loss-scaler state."""
-    best = best if best is not None else BestEpoch(epoch, metrics, stored_weights(replicas))
+    current weights are the best) in float16 unless `with_weights` is False, and the trial's `progress` (early
+    stopping's counters). `with_training_state`: TRAINING_STATE_FILE holds what continuing exactly needs: the
+    current float32 weights, optimizer and loss-scaler state."""
+    if best is None:
+        best = BestEpoch(epoch, metrics, stored_weights(replicas) if with_weights else None)
+    weights = best.weights if with_weights and best.weights is not None else [None] * len(replicas)
     state = {
         "epoch": epoch, "metrics": metrics, "best_epoch": best.epoch, "best_metrics": best.metrics,
         "progress": progress or {},
-        "replicas": [replica.evaluation_state(weights) for replica, weights in zip(replicas, best.weights, strict=True)],
+        "replicas": [replica.evaluation_state(each) for replica, each in zip(replicas, weights, strict=True)],
     }
     torch.save(state, directory / CHECKPOINT_FILE)
     if with_training_state:
@@ -215,7 +241,8 @@ def load_saved_trial(directory: Path) -> SavedTrial:
     # Checkpoints written before the progress moved out of the training state kept it there.
     progress = saved.get("progress") or (training or {}).get("progress") or {}
     return SavedTrial(
-        saved["epoch"], saved["metrics"], saved["best_epoch"], saved["best_metrics"], saved["replicas"], training, progress
+        saved["epoch"], saved["metrics"], saved["best_epoch"], saved["best_metrics"], saved["replicas"], training, progress,
+        directory,
     )
 
 

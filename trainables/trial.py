@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import math
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from ray import tune
 
 from generators.augmentation import augment_batch, create_augmentation
 from spaces import TrialConfig
@@ -24,7 +22,6 @@ from trainables.replicas import (
     image_tensors,
     load_saved_trial,
     normalization_of,
-    save_replicas,
     stored_weights,
 )
 from trainables.synthetic import SyntheticSource, filtered_counts
@@ -47,15 +44,26 @@ class TrialSettings:
     checkpoint_every_epoch: bool = False
     # Epochs after which the scheduler may stop a trial (ASHA's rungs): a new best epoch is checkpointed there.
     stopping_epochs: tuple[int, ...] = ()
-    # Every new best epoch is checkpointed (the finalists: the time budget may cut them anywhere, and their best
-    # weights are what the test split evaluates).
-    checkpoint_each_new_best: bool = False
     # Every this many epochs a checkpoint holds the exact training state; 0: never (a resumed trial replays).
     training_state_every: int = 0
+    # Checkpoints hold the best epoch's weights (float16). False where nothing reads them: the search and the twins
+    # of a sweep whose finalists retrain on fresh seeds (a checkpoint is then a few kilobytes: metrics, progress,
+    # synthetic draws); resuming never needed them, since it retrains from the training state or from the start.
+    keep_weights: bool = True
+    # A wall-clock time (time.time()) by which the trial ends itself when its next epoch would not fit, its last
+    # report carrying `stopped_at_deadline` and its best weights: the finalists', whose weights the test split reads
+    # and whose time budget would otherwise stop them wherever they are.
+    deadline: float | None = None
 
 
-# Reported with every result: the bytes of the checkpoint saved with it.
-CHECKPOINT_BYTES = "checkpoint_bytes"
+# The next epoch fits before the deadline if the slowest epoch so far, this much longer, plus DEADLINE_SLACK_S for
+# the checkpoint and the report, ends before it.
+DEADLINE_EPOCH_FACTOR = 1.5
+DEADLINE_SLACK_S = 5.0
+
+
+def next_epoch_fits(deadline: float | None, slowest_epoch_s: float) -> bool:
+    return deadline is None or time.time() + DEADLINE_EPOCH_FACTOR * slowest_epoch_s + DEADLINE_SLACK_S < deadline
 
 
 def repeat_seeds(settings: TrialSettings) -> list[int]:
@@ -192,9 +200,9 @@ def train_classifier(
             # epochs it had done with their seeds, without reporting them again, and go on from there.
             replay_until, start_epoch = start_epoch, 0
             print(f"Trial resumed from a checkpoint without training state: retraining epochs 1-{replay_until}.")
-        else:
-            for replica, state in zip(replicas, saved.replica_states, strict=True):
-                replica.model.load_state_dict(state["model"])
+        elif saved.has_weights:
+            for repeat, replica in enumerate(replicas):
+                replica.model.load_state_dict(saved.weights(repeat))
         if saved.progress and not settings.checkpoint_every_epoch:
             # Resuming after a failure or an interrupted sweep: patience goes on counting as it would have.
             progress.early_stopping.restore(saved.progress)
@@ -209,6 +217,7 @@ def train_classifier(
     def augment(images: torch.Tensor) -> torch.Tensor:
         return augment_batch(augmentation, images)
 
+    slowest_epoch_s = 0.0
     for epoch in range(start_epoch, trial.training.epochs):
         epoch_started = time.perf_counter()
         per_repeat: list[dict[str, float]] = []
@@ -238,108 +247,23 @@ def train_classifier(
         if epoch < replay_until:
             # Retrained after a resume: its seconds are in the checkpoint's count already.
             continue
-        cost.train_seconds += time.perf_counter() - epoch_started
+        epoch_s = time.perf_counter() - epoch_started
+        cost.train_seconds += epoch_s
+        slowest_epoch_s = max(slowest_epoch_s, epoch_s)
         reported = {
             **aggregate_over_repeats(per_repeat), **per_repeat_values(per_repeat, settings.metric),
             **subset_counts(replicas[0], data), **cost.figures(), "epoch": epoch + 1, "epochs_planned": trial.training.epochs,
         }
         best_value = progress.best.metrics.get(settings.metric) if progress.best is not None else None
         if improves(reported.get(settings.metric), best_value, settings.mode):
-            progress.best = BestEpoch(epoch + 1, reported, stored_weights(replicas))
-        stop = progress.early_stopping.should_stop(reported) and epoch + 1 < trial.training.epochs
-        on_epoch({**reported, "stopped_early": 1.0} if stop else reported, replicas, epoch + 1, progress)
-        if stop:
+            progress.best = BestEpoch(epoch + 1, reported, stored_weights(replicas) if settings.keep_weights else None)
+        more_epochs = epoch + 1 < trial.training.epochs
+        ending = {}
+        if progress.early_stopping.should_stop(reported) and more_epochs:
+            ending = {"stopped_early": 1.0}
+        elif more_epochs and not next_epoch_fits(settings.deadline, slowest_epoch_s):
+            ending = {"stopped_at_deadline": 1.0}
+        on_epoch({**reported, **ending}, replicas, epoch + 1, progress)
+        if ending:
             break
     return replicas
-
-
-@dataclass
-class CheckpointSchedule:
-    """Which epochs a trial checkpoints, and which checkpoints hold the training state.
-
-    Every checkpoint holds the best epoch's weights in float16; what costs storage is how often they are written.
-    A trial checkpoints a new best epoch only where its scheduler may stop it next (`stopping_epochs`) and when it
-    ends, so an ASHA-stopped or finished trial keeps its best weights. Every `state_every` epochs (0: never) the
-    checkpoint also holds the exact training state (float32 weights and the optimizer's moments, 3.5 times the
-    stored weights for Adam) so a retried or resumed trial continues from there; from a checkpoint without it,
-    the trial retrains its epochs from the start with the same seeds, which costs compute but no storage.
-    PBT (`every_epoch`) clones other trials' latest checkpoints: every epoch, with the training state.
-
-    A trial the time budget stops between these epochs keeps the best weights of its last checkpoint; its
-    leaderboard row comes from its reported metrics and the finalists are retrained, so neither depends on it.
-    Saving every best epoch with the training state wrote 4 GB per default sweep, of which 0.19 GB stayed.
-    """
-
-    every_epoch: bool
-    planned_epochs: int
-    stopping_epochs: frozenset[int] = frozenset()
-    state_every: int = 0
-    each_new_best: bool = False
-    written_best_epoch: int | None = None  # the best epoch held by the last checkpoint written
-    last_held_state: bool = False
-
-    def holds_state(self, epochs_done: int, finished: bool) -> bool:
-        if finished:
-            return False
-        return self.every_epoch or (self.state_every > 0 and epochs_done % self.state_every == 0)
-
-    def wants(self, epochs_done: int, best_epoch: int | None, finished: bool) -> bool:
-        if self.every_epoch or self.holds_state(epochs_done, finished):
-            return True
-        new_best = best_epoch is not None and best_epoch != self.written_best_epoch
-        if finished:
-            # A finished trial's last checkpoint must hold its best weights and no training state to carry.
-            return new_best or self.last_held_state or self.written_best_epoch is None
-        return new_best and (self.each_new_best or epochs_done in self.stopping_epochs)
-
-    def wrote(self, best_epoch: int | None, epochs_done: int, held_state: bool) -> None:
-        self.written_best_epoch = best_epoch if best_epoch is not None else epochs_done
-        self.last_held_state = held_state
-
-
-def write_checkpoint(
-    directory: Path, metrics: dict[str, float], replicas: list[Replica], epochs_done: int, progress: TrialProgress,
-    with_training_state: bool,
-) -> int:
-    """A trial checkpoint in `directory` (trainables.replicas.save_replicas); returns the bytes it took."""
-    save_replicas(
-        directory, replicas, epochs_done, metrics, best=progress.best, with_training_state=with_training_state,
-        progress=progress.early_stopping.state(),
-    )
-    return sum(path.stat().st_size for path in directory.iterdir())
-
-
-def trial_finished(metrics: dict[str, float], epochs_done: int, planned_epochs: int) -> bool:
-    """A trial that has trained its planned epochs or stopped early will not train again."""
-    return epochs_done >= planned_epochs or bool(metrics.get("stopped_early"))
-
-
-def tune_trial(trial: TrialConfig, data: SearchData, settings: TrialSettings) -> None:
-    """The Tune side: resume from Tune's checkpoint, report every epoch, checkpoint all repeats on schedule.
-
-    Each checkpoint holds the best epoch's weights, so Tune keeps only a trial's latest one. Every report says
-    how many bytes its checkpoint took (`checkpoint_bytes`, 0 without one).
-    """
-    schedule = CheckpointSchedule(
-        settings.checkpoint_every_epoch, trial.training.epochs, frozenset(settings.stopping_epochs),
-        settings.training_state_every, settings.checkpoint_each_new_best,
-    )
-
-    def report_to_tune(metrics: dict[str, float], replicas: list[Replica], epochs_done: int, progress: TrialProgress) -> None:
-        best_epoch = progress.best.epoch if progress.best is not None else None
-        finished = trial_finished(metrics, epochs_done, trial.training.epochs)
-        if not schedule.wants(epochs_done, best_epoch, finished):
-            tune.report({**metrics, CHECKPOINT_BYTES: 0.0})
-            return
-        with_state = schedule.holds_state(epochs_done, finished)
-        with tempfile.TemporaryDirectory() as directory:
-            written = write_checkpoint(Path(directory), metrics, replicas, epochs_done, progress, with_state)
-            tune.report({**metrics, CHECKPOINT_BYTES: float(written)}, checkpoint=tune.Checkpoint.from_directory(directory))
-        schedule.wrote(best_epoch, epochs_done, with_state)
-
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is None:
-        train_classifier(trial, data, settings, on_epoch=report_to_tune)
-        return
-    with checkpoint.as_directory() as directory:
-        train_classifier(trial, data, settings, on_epoch=report_to_tune, resume_from=Path(directory))
