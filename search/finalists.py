@@ -113,6 +113,16 @@ def choose_finalists(
     return finalists
 
 
+def training_order(finalists: list[Finalist]) -> list[Finalist]:
+    """The order finalists start training in, so that a time budget too short for all of them costs the least: the
+    best configuration first, then the best real-only and best synthetic ones (McNemar's pair; the real-only one is
+    also the quality metrics' encoder), then the rest by rank. The report keeps `finalists`' own order."""
+    def priority(finalist: Finalist) -> tuple[int, float]:
+        needed = 0 if finalist.rank == 1 else 1 if finalist.best_real_only or finalist.best_synthetic else 2
+        return needed, finalist.rank if finalist.rank is not None else math.inf
+    return sorted(finalists, key=priority)
+
+
 @dataclass
 class FinalistOutcome:
     finalist: Finalist

@@ -25,6 +25,7 @@ from search.finalists import (
     finalist_seeds,
     pick_checkpoints,
     printable_finalists,
+    training_order,
     write_finalist_results,
 )
 from search.sweep_record import SweepRecord
@@ -135,7 +136,7 @@ def train_and_test_finalists(
     skipped = too_costly_to_fit(finalists, record, demands, dataset.for_search(), fit_fractions, pool_root, seeds, left_s)
     for note in sorted(set(skipped.values())):
         print(f"\nA synthetic finalist is {note}")
-    training = [finalist for finalist in finalists if finalist.source_trial_id not in skipped]
+    training = training_order([finalist for finalist in finalists if finalist.source_trial_id not in skipped])
     generators = fresh_seed_generators(training, record, demands, fit_fractions, dataset, pool_root, seeds)
     # The test split reads the finalists' best weights: they keep them, and end themselves before the time budget
     # would stop them (TrialSettings.deadline), so each writes them once, at its end.

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pyarrow.fs
 from ray import tune
 
 
@@ -13,9 +14,25 @@ def best_checkpoint(result: Any, metric: str, mode: str) -> tune.Checkpoint | No
     """A trial's checkpoint with the best `metric`, or its latest; None when it wrote none (Tune's
     get_best_checkpoint raises then). A trial checkpoints where a scheduler may stop it and at its end
     (trainables.tune_trial.CheckpointSchedule), so one the time budget stopped before either has none."""
-    if result is None or not result.best_checkpoints:
+    if result is None:
         return None
+    if not result.best_checkpoints:
+        return reported_checkpoint(result)
     return result.get_best_checkpoint(metric, mode) or result.checkpoint
+
+
+def reported_checkpoint(result: Any) -> tune.Checkpoint | None:
+    """The checkpoint the trial's last result names, when Tune did not register it: a trial persists its checkpoint
+    before the result reaches the driver, and a result that arrives as the time budget stops the run is logged
+    (result.json names its checkpoint) while the checkpoint is never registered (Ray 2.60; seen on a finalist whose
+    first epoch ended with the budget). None when the result names none or the folder is not there."""
+    name = (result.metrics or {}).get("checkpoint_dir_name")
+    if not name or not result.path:
+        return None
+    path = f"{str(result.path).rstrip('/')}/{name}"
+    if result.filesystem.get_file_info(path).type != pyarrow.fs.FileType.Directory:
+        return None
+    return tune.Checkpoint(path, filesystem=result.filesystem)
 
 
 def last_error_line(error: BaseException) -> str:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from search.finalist_statistics import mcnemar_exact, seed_interval
-from search.finalists import Finalist, choose_finalists, finalist_seeds, search_seeds
+from search.finalists import Finalist, choose_finalists, finalist_seeds, search_seeds, training_order
 from search.twins import TrialHistory
 
 
@@ -88,3 +88,37 @@ def test_a_finalist_the_budget_stopped_before_any_checkpoint_is_not_trained_not_
     finished = Result(metrics={"trial_id": "t2", "val_balanced_accuracy": 0.7}, checkpoint=kept, error=None,
                       path=str(tmp_path), metrics_dataframe=frame, best_checkpoints=[(kept, {"val_balanced_accuracy": 0.7})])
     assert best_checkpoint(finished, "val_balanced_accuracy", "max").path == kept.path
+
+
+def test_a_checkpoint_whose_result_arrived_as_the_budget_ended_is_still_the_finalists(tmp_path) -> None:
+    """Tune logs a result that arrives as the time budget stops the run, but never registers its checkpoint, which
+    the trial had written before reporting (seen: a real-only finalist's first epoch ending with the budget)."""
+    from ray.tune import Result
+
+    from search.tune_results import best_checkpoint
+
+    (tmp_path / "checkpoint_000000").mkdir()
+    frame = pd.DataFrame({"trial_id": ["t1"], "epoch": [1], "val_balanced_accuracy": [0.6]})
+
+    def unregistered(name: str | None) -> Result:
+        return Result(metrics={"trial_id": "t1", "checkpoint_dir_name": name}, checkpoint=None, error=None,
+                      path=str(tmp_path), metrics_dataframe=frame, best_checkpoints=[])
+
+    found = best_checkpoint(unregistered("checkpoint_000000"), "val_balanced_accuracy", "max")
+    assert found is not None and found.path == str(tmp_path / "checkpoint_000000")
+    # A result naming no checkpoint, or one that is not there, has none.
+    assert best_checkpoint(unregistered(None), "val_balanced_accuracy", "max") is None
+    assert best_checkpoint(unregistered("checkpoint_000001"), "val_balanced_accuracy", "max") is None
+
+
+def test_finalists_train_what_the_report_needs_most_first() -> None:
+    """Under a budget too short for every finalist, the best, the best real-only and the best synthetic start first."""
+    finalists = [
+        Finalist("a", {}, 1, False, True), Finalist("b", {}, 2, False), Finalist("c", {}, 3, False),
+        Finalist("e", {}, None, True),
+    ]
+    assert [finalist.source_trial_id for finalist in training_order(finalists)] == ["a", "e", "b", "c"]
+    real_only_third = [Finalist("a", {}, 1, False), Finalist("b", {}, 2, False, True), Finalist("c", {}, 3, True)]
+    assert [finalist.source_trial_id for finalist in training_order(real_only_third)] == ["a", "b", "c"]
+    real_only_top = [Finalist("a", {}, 1, True), Finalist("b", {}, 2, False), Finalist("s", {}, None, False, True)]
+    assert [finalist.source_trial_id for finalist in training_order(real_only_top)] == ["a", "s", "b"]
