@@ -79,7 +79,8 @@ class SweepConfig(StrictModel):
         0, ge=0, le=10_000, description="every N epochs a trial's checkpoint also holds its exact training state "
         "(float32 weights, optimizer), so a retried or resumed trial continues from there; 0: never, and a resumed "
         "trial retrains its epochs from the start with the same seeds (cheap for CPU-sized trials; set it for long "
-        "GPU trials). Checkpoints always hold the best weights; PBT stores the state every epoch",
+        "GPU trials). Checkpoints hold the best weights where they are read (the finalists'; the search's without "
+        "finalists); PBT stores the state every epoch",
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where trials train")
     storage: str = Field("./ray_results", description="Ray Tune storage: a folder or a URI (s3://, gs://; "

@@ -1,4 +1,4 @@
-"""What a sweep stores: each finished trial keeps only its best weights, and the sweep says how many bytes it wrote."""
+"""What a sweep stores: each finished trial keeps no training state, and the sweep says how many bytes it wrote."""
 
 from __future__ import annotations
 
