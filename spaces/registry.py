@@ -43,6 +43,12 @@ class Registry(Generic[Component]):
 
         return register
 
+    def unregister(self, name: str) -> None:
+        """Removes `name` (what registered it for a while, such as a test's own components, takes it back)."""
+        if name not in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is not registered")
+        del self._entries[name]
+
     def names(self) -> list[str]:
         return sorted(self._entries)
 

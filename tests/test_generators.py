@@ -164,6 +164,8 @@ def test_a_generator_registers_once_with_a_settings_model_of_its_own() -> None:
         GENERATORS.register("ddpm", settings=type("Other", (GeneratorSettings,), {}))(object)
     with pytest.raises(ValueError, match="needs a GeneratorSettings subclass of its own"):
         GENERATORS.register("ddpm_again", settings=DDPMSettings)(object)
+    with pytest.raises(ValueError, match="generator 'dpm' is not registered"):
+        GENERATORS.unregister("dpm")
 
 
 # --- ddpm ---------------------------------------------------------------------------------------------------
