@@ -32,7 +32,7 @@ from search.synthetic_demand import GeneratorDemand, generator_demands, generato
 from search.synthetic_filter_setup import attach_label_filters, space_uses_label_filter
 from search.synthetic_setup import pool_root_of, prepare_generators
 from search.trainable import search_trial
-from search.tune_results import last_error_line, trial_id_of
+from search.tune_results import hide_trials_without_results_warning, last_error_line, trial_id_of
 from search.tune_runs import finalists_on, ranked_with_twins, search_budget_s, train_twins, tune_run_config
 from search.validation import check_generators, check_image_upload, check_metric, check_space, max_epochs
 from search.wandb_logging import create_wandb_callback, write_wandb_runs
@@ -171,6 +171,7 @@ def run_sweep(prepared: PreparedSweep) -> SweepOutputs:
     # With one checkpoint kept per trial, Tune saves its experiment state with every checkpoint (so it never names
     # a deleted one) and warns each time that happens within 5 s; that is the intended cost, not news.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    hide_trials_without_results_warning()
 
     def trainable_of(trial_space: SearchSpace, trial_settings: TrialSettings = settings) -> object:
         return tune.with_resources(

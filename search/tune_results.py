@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -49,3 +50,17 @@ def trial_id_of(result_path: str) -> str:
     """The trial id in a Tune trial folder's name (`search_trial_<id>_<n>_<params>_<time>`)."""
     found = re.search(r"_([0-9a-f]{5,})_\d+_", Path(result_path).name)
     return found.group(1) if found else Path(result_path).name
+
+
+class _WithoutResultFiles(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to fetch metrics for")
+
+
+def hide_trials_without_results_warning() -> None:
+    """Ray warns, with a FileNotFoundError each, about every trial without result files whenever a run's results are
+    read: a trial the time budget stopped before its first report. The sweep says that itself ("the twin has no
+    result", "not trained: the time budget ran out first"); on the terminal the warning read as a failure."""
+    logger = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    if not any(isinstance(existing, _WithoutResultFiles) for existing in logger.filters):
+        logger.addFilter(_WithoutResultFiles())

@@ -122,3 +122,20 @@ def test_finalists_train_what_the_report_needs_most_first() -> None:
     assert [finalist.source_trial_id for finalist in training_order(real_only_third)] == ["a", "b", "c"]
     real_only_top = [Finalist("a", {}, 1, True), Finalist("b", {}, 2, False), Finalist("s", {}, None, False, True)]
     assert [finalist.source_trial_id for finalist in training_order(real_only_top)] == ["a", "s", "b"]
+
+
+def test_rays_warning_about_trials_without_results_is_hidden_and_its_other_warnings_are_not(caplog) -> None:
+    import logging
+
+    from search.tune_results import hide_trials_without_results_warning
+
+    logger = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    hide_trials_without_results_warning()
+    hide_trials_without_results_warning()
+    assert len(logger.filters) == len({type(existing) for existing in logger.filters})
+    with caplog.at_level(logging.WARNING, logger=logger.name):
+        logger.warning("Failed to fetch metrics for 1 trial(s):\n- t1: FileNotFoundError('...')")
+        logger.warning("Could not find best trial. Did you pass the correct `metric` parameter?")
+    assert [record.getMessage() for record in caplog.records] == [
+        "Could not find best trial. Did you pass the correct `metric` parameter?"
+    ]
