@@ -46,7 +46,7 @@ def paired_effect(with_synthetic: Sequence[float], real_only: Sequence[float], s
     effect = float(_difference_of_medians(x, y))
     repeats = len(x)
     if repeats < 2:
-        return PairedEffect(effect, None, None, None, repeats, "1 repeat: no interval or test (needs >= 2 repeats)")
+        return PairedEffect(effect, None, None, None, repeats, "1 repeat: no interval or test (needs --repeats 2 or more)")
     differences = x - y
     notes: list[str] = []
     if np.all(differences == differences[0]):

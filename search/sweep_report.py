@@ -110,9 +110,14 @@ def printable_effects(effects: pd.DataFrame) -> str:
         if pd.isna(row.effect):
             lines.append(f"  {row.synthetic:<28} real {row.real_fraction}: {row.note}")
             continue
+        note = f" ({row.note})" if isinstance(row.note, str) and row.note else ""
+        if pd.isna(row.ci_low) and pd.isna(row.p_value) and note:
+            # One repeat: the note says why there is neither interval nor test.
+            lines.append(f"  {row.synthetic:<28} real {row.real_fraction}: effect {row.effect:+.4f}, "
+                         f"{int(row.epochs_compared)} epochs{note}")
+            continue
         interval = f"[{row.ci_low:+.4f}, {row.ci_high:+.4f}]" if pd.notna(row.ci_low) else "interval cannot be computed"
         p_value = f"p {row.p_value:.3g}, Holm {row.p_holm:.3g}" if pd.notna(row.p_value) else "no test"
-        note = f" ({row.note})" if isinstance(row.note, str) and row.note else ""
         lines.append(f"  {row.synthetic:<28} real {row.real_fraction}: effect {row.effect:+.4f} {interval}, {p_value}, "
                      f"{int(row.repeats)} repeats, {int(row.epochs_compared)} epochs{note}")
     more = len(effects) - len(shown)

@@ -46,7 +46,7 @@ def report_folder(folder: Path) -> SweepRecord:
     pd.DataFrame([{"trial_id": "a", "twin_trial_id": "t", "synthetic": "ddpm x0.5 add", "real_fraction": 1.0,
                    "epochs_compared": 8, "with_synthetic": 0.7, "real_only": 0.65, "effect": 0.05, "ci_low": None,
                    "ci_high": None, "p_value": None, "p_holm": None, "repeats": 1,
-                   "note": "1 repeat: no interval or test (needs >= 2 repeats)"}]).to_csv(folder / "synthetic_effect.csv",
+                   "note": "1 repeat: no interval or test (needs --repeats 2 or more)"}]).to_csv(folder / "synthetic_effect.csv",
                                                                                          index=False)
     (folder / "plots").mkdir()
     figure, axes = plt.subplots(figsize=(2, 2))
@@ -169,3 +169,16 @@ def test_offline_runs_are_written_after_the_sweep_and_readable_by_wandb_sync(
 def test_disabled_writes_nothing(tmp_path: Path) -> None:
     assert write_wandb_runs(SweepConfig(wandb={"mode": "disabled"}), "demo", tmp_path, [], {}, []) == 0
     assert not (tmp_path / "wandb").exists()
+
+
+def test_the_terminal_effect_lines_say_once_why_one_repeat_has_no_interval() -> None:
+    from search.sweep_report import printable_effects
+
+    row = {"synthetic": "ddpm x0.5 add", "real_fraction": 1.0, "epochs_compared": 8, "effect": 0.05, "ci_low": None,
+           "ci_high": None, "p_value": None, "p_holm": None, "repeats": 1,
+           "note": "1 repeat: no interval or test (needs --repeats 2 or more)"}
+    tested = {**row, "effect": -0.02, "ci_low": -0.05, "ci_high": 0.01, "p_value": 0.2, "p_holm": 0.4, "repeats": 3,
+              "note": ""}
+    lines = printable_effects(pd.DataFrame([row, tested])).splitlines()
+    assert lines[0].split(": ", 1)[1] == "effect +0.0500, 8 epochs (1 repeat: no interval or test (needs --repeats 2 or more))"
+    assert lines[1].split(": ", 1)[1] == "effect -0.0200 [-0.0500, +0.0100], p 0.2, Holm 0.4, 3 repeats, 8 epochs"
