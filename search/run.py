@@ -26,7 +26,7 @@ from search.report_upload import upload_report
 from search.schedulers import SCHEDULERS, stopping_epochs
 from search.searchers import SEARCHERS, SearchGoal, SearchPlan
 from search.storage_usage import keep_only_best_weights, measure_storage, write_storage_usage
-from search.sweep_record import RECORD_FILE, SweepRecord, new_record
+from search.sweep_record import RECORD_FILE, new_record, recorded_settings
 from search.sweep_report import analyse_sweep, printable_effects, report_images, write_html_report
 from search.synthetic_demand import GeneratorDemand, generator_demands, generator_uses, smallest_fractions
 from search.synthetic_filter_setup import attach_label_filters, space_uses_label_filter
@@ -124,13 +124,17 @@ def prepare(argv: Sequence[str] | None) -> PreparedSweep:
 def resumed_settings(sweep: SweepConfig, given: dict, source: str | None) -> SweepConfig:
     """--resume continues the sweep as it was started: its recorded settings and its space as it was then (a
     preset or file changed since does not change it), under what this command gives (--ray-address on a new
-    cluster, say). Without a record (a report folder on another machine) the command's settings are used."""
+    cluster, say). The record is the report folder's, else (storage at a URI) the copy beside the sweep there."""
     assert sweep.name is not None
     report_dir = report_directory(sweep, sweep.name)
-    if not (report_dir / RECORD_FILE).is_file():
+    experiment_uri = f"{storage_root(sweep).rstrip('/')}/{sweep.name}" if is_uri(sweep.storage) else None
+    recorded = recorded_settings(report_dir, experiment_uri)
+    if recorded is None:
+        elsewhere = f" or {experiment_uri}/{RECORD_FILE}" if experiment_uri else ""
+        print(f"No record of sweep {sweep.name!r} at {report_dir / RECORD_FILE}{elsewhere}: resuming with the settings "
+              "given", file=sys.stderr, flush=True)
         return sweep
-    record = SweepRecord.read(report_dir)
-    return validate_sweep_config(merge({**record.settings, "space": record.space}, given), source)
+    return validate_sweep_config(merge(recorded, given), source)
 
 
 def run_sweep(prepared: PreparedSweep) -> SweepOutputs:

@@ -38,11 +38,12 @@ def s3() -> Iterator[S3Server]:
         yield server
 
 
-def sweep(s3: S3Server, machine: Path, *flags: str) -> subprocess.CompletedProcess[str]:
-    """`python -m search.run` in its own working directory, as on a fresh machine: only the bucket is shared."""
+def sweep(s3: S3Server, machine: Path, *flags: str, space: bool = True) -> subprocess.CompletedProcess[str]:
+    """`python -m search.run` in its own working directory, as on a fresh machine: only the bucket is shared.
+    Without `space` no --space is given (a resumed sweep's space comes from its record)."""
     machine.mkdir(parents=True, exist_ok=True)
-    space = machine / "space.yaml"
-    space.write_text(yaml.safe_dump(SPACE))
+    space_file = machine / "space.yaml"
+    space_file.write_text(yaml.safe_dump(SPACE))
     environment = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "RAY_AUTH"))}
     environment.pop("RAY_ADDRESS", None)
     environment.update(s3.env())
@@ -50,9 +51,9 @@ def sweep(s3: S3Server, machine: Path, *flags: str) -> subprocess.CompletedProce
     environment.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(24))
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     command = [
-        sys.executable, "-m", "search.run", "--space", str(space), "--data", "phantom", "--phantom-count", "200",
-        "--image-size", "16", "--searcher", "grid", "--scheduler", "none", "--storage", STORAGE,
-        "--wandb-mode", "disabled", "--num-cpus", "2", *flags,
+        sys.executable, "-m", "search.run", *(["--space", str(space_file)] if space else []),
+        "--data", "phantom", "--phantom-count", "200", "--image-size", "16", "--searcher", "grid", "--scheduler", "none",
+        "--storage", STORAGE, "--wandb-mode", "disabled", "--num-cpus", "2", *flags,
     ]
     return subprocess.run(command, cwd=machine, env=environment, capture_output=True, text=True, timeout=SWEEP_TIMEOUT_S)
 
@@ -97,8 +98,11 @@ def test_resume_reads_the_sweep_back_from_the_bucket(s3: S3Server, tmp_path: Pat
         first = sweep(s3, tmp_path / "machine1", "--name", "first")
         assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
     trials_before = {key.split("/")[2] for key in s3.keys("results/first/") if key.endswith("/result.json")}
-    resumed = sweep(s3, tmp_path / "machine3", "--name", "first", "--resume", "--no-final-test")
+    assert "results/first/sweep.json" in s3.keys("results/first/")
+    # No --space: the sweep's space comes from its record in the bucket (this machine has no report folder).
+    resumed = sweep(s3, tmp_path / "machine3", "--name", "first", "--resume", "--no-final-test", space=False)
     assert resumed.returncode == 0, resumed.stdout[-4000:] + resumed.stderr[-4000:]
+    assert "No record" not in resumed.stderr, resumed.stderr[-4000:]
     assert "Leaderboard of sweep 'first' (2 trials with results, 0 failed)" in resumed.stdout
     # Finished trials were not run again.
     assert {key.split("/")[2] for key in s3.keys("results/first/") if key.endswith("/result.json")} == trials_before
