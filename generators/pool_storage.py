@@ -44,6 +44,21 @@ def open_pool_root(root: str) -> tuple[str, pyarrow.fs.FileSystem, str]:
     return root.rstrip("/"), filesystem, base
 
 
+def write_whole(filesystem: pyarrow.fs.FileSystem, path: str, data: bytes) -> None:
+    """Writes a file into an existing folder so that readers see either nothing or all of it: an object store
+    publishes an object whole on close (a temporary copy would only double the upload); elsewhere a temporary file
+    is moved over it."""
+    if not isinstance(filesystem, pyarrow.fs.LocalFileSystem):
+        with filesystem.open_output_stream(path) as stream:
+            stream.write(data)
+        return
+    folder, name = path.rsplit("/", 1)
+    temporary = f"{folder}/{TEMPORARY_PREFIX}{uuid.uuid4().hex}-{name}"
+    with filesystem.open_output_stream(temporary) as stream:
+        stream.write(data)
+    filesystem.move(temporary, path)
+
+
 class PoolStorage:
     """The files under one pool root. Holds no facts of its own, only what this process already made (folders, the
     marker)."""
@@ -127,17 +142,8 @@ class PoolStorage:
             raise PoolError(f"{self.root} is a pool of format {pool_format!r}; this code reads format {POOL_FORMAT}")
 
     def _write_whole(self, path: str, data: bytes) -> None:
-        folder, name = path.rsplit("/", 1)
-        self.make_folder(folder)
-        if not self.is_local:
-            # An object store publishes an object whole on close; a temporary copy would only double the upload.
-            with self.filesystem.open_output_stream(path) as stream:
-                stream.write(data)
-            return
-        temporary = f"{folder}/{TEMPORARY_PREFIX}{uuid.uuid4().hex}-{name}"
-        with self.filesystem.open_output_stream(temporary) as stream:
-            stream.write(data)
-        self.filesystem.move(temporary, path)
+        self.make_folder(path.rsplit("/", 1)[0])
+        write_whole(self.filesystem, path, data)
 
     def read_bytes(self, path: str) -> bytes:
         with self.filesystem.open_input_file(path) as stream:

@@ -13,13 +13,12 @@ from typing import Any
 import pyarrow
 import pyarrow.fs
 
+from generators.pool_storage import write_whole
 from search.config import SweepConfig, validate_sweep_config
 from spaces import ConfigError, SearchSpace
 from spaces.space import space_from_mapping
 
 RECORD_FILE = "sweep.json"
-# Stores where an object appears whole once its upload completes (one put): nothing half-written can be read.
-OBJECT_STORES = ("s3", "gcs", "abfs")
 
 
 @dataclass
@@ -114,18 +113,11 @@ def stored_record_uri(experiment_path: str) -> str:
 
 
 def copy_to_storage(data: bytes, uri: str) -> None:
-    """Writes a whole file at a URI: one put on an object store, elsewhere a temporary file moved over it."""
+    """Writes a whole file at a URI (generators.pool_storage.write_whole: never half-written)."""
     filesystem, path = pyarrow.fs.FileSystem.from_uri(uri)
-    if filesystem.type_name in OBJECT_STORES:
-        with filesystem.open_output_stream(path) as stream:
-            stream.write(data)
-        return
-    folder, _, name = path.rpartition("/")
-    filesystem.create_dir(folder, recursive=True)
-    temporary = f"{folder}/.{name}.tmp"
-    with filesystem.open_output_stream(temporary) as stream:
-        stream.write(data)
-    filesystem.move(temporary, path)
+    if isinstance(filesystem, pyarrow.fs.LocalFileSystem):  # object stores have no folders to make
+        filesystem.create_dir(path.rpartition("/")[0], recursive=True)
+    write_whole(filesystem, path, data)
 
 
 def read_from_storage(uri: str) -> bytes | None:
