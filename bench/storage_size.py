@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from search.storage_usage import stored_bytes
+from search.tuning.storage_usage import stored_bytes
 
 RUNS = {"search": ".", "twins": "twins", "finalists": "finalists"}
 

@@ -59,6 +59,16 @@ def write_whole(filesystem: pyarrow.fs.FileSystem, path: str, data: bytes) -> No
     filesystem.move(temporary, path)
 
 
+def write_whole_file(location: str | Path, data: bytes | str) -> None:
+    """The project's one whole-file write, for any file at a local path or a URI (the report folder, a sweep's
+    record, the pool's files): its folder is made, then the file is written whole (write_whole)."""
+    location = str(location)
+    filesystem, path = pyarrow.fs.FileSystem.from_uri(location if "://" in location else str(Path(location).resolve()))
+    if isinstance(filesystem, pyarrow.fs.LocalFileSystem):  # object stores have no folders to make
+        filesystem.create_dir(path.rpartition("/")[0], recursive=True)
+    write_whole(filesystem, path, data.encode("utf-8") if isinstance(data, str) else data)
+
+
 class PoolStorage:
     """The files under one pool root. Holds no facts of its own, only what this process already made (folders, the
     marker)."""

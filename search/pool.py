@@ -10,16 +10,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from generators.errors import GeneratorError  # noqa: E402
-from generators.pool import PoolError, PoolKey, SyntheticPool  # noqa: E402
-from spaces import GENERATORS  # noqa: E402
+from generators.errors import GeneratorError
+from generators.pool import PoolError, PoolKey, SyntheticPool
+from search.report.figures import plt, save_figure
+from spaces import GENERATORS
 
 DEFAULT_POOL = "./ray_results/synthetic_pool"
 
@@ -97,10 +94,7 @@ def sample_grid(pool: SyntheticPool, path: Path, per_class: int, generator: str 
                 axis.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=255)
         row_axes[0].set_title(f"{row['generator']} {row['settings_hash'][:6]} class {row['class_index']}", fontsize=7, loc="left")
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, dpi=110)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,7 +3,6 @@ classes of their settings models. Components register themselves from their own 
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from collections.abc import Mapping
@@ -12,6 +11,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from spaces.errors import did_you_mean
 from spaces.registry import Registry
 
 Affects = Literal["fit", "images", "nothing"]
@@ -45,8 +45,8 @@ class ComponentSettings(StrictModel):
         if isinstance(values, Mapping):
             for key in values:
                 if key not in cls.model_fields:
-                    close = difflib.get_close_matches(str(key), cls.model_fields, n=1)
-                    hint = f"; did you mean {close[0]!r}?" if close else ""
+                    close = did_you_mean(key, cls.model_fields)
+                    hint = f"; {close}" if close else ""
                     raise UnknownSettingError(key, values[key], f"unknown setting; allowed: {', '.join(cls.model_fields)}{hint}")
         return values
 

@@ -1,6 +1,8 @@
 """The error every configuration problem becomes: it names the field, the value and what is allowed."""
 
+import difflib
 import reprlib
+from collections.abc import Iterable
 
 # A value is quoted in full unless it is large: a YAML alias repeated inside aliases (`[*a, *a, ...]` nested) is a
 # list of millions of items, which a plain repr would spell out in the one-line error.
@@ -39,3 +41,10 @@ class ConfigError(ValueError):
         # A field is named by the user's own key, which may hold a newline: the message stays one line.
         shown = field if str(field).isprintable() else repr(field)
         super().__init__(f"{shown}{where}: {_quote(value)} is not allowed; {allowed}")
+
+
+def did_you_mean(value: object, allowed: Iterable[str], *, n: int = 1) -> str:
+    """The hint every "unknown name" message ends with: "did you mean 'x'?" for the allowed names closest to a
+    mistyped one (difflib's ratio of at least 0.6, at most `n` of them), or "" when none is close."""
+    close = difflib.get_close_matches(str(value), list(allowed), n=n)
+    return f"did you mean {', '.join(repr(name) for name in close)}?" if close else ""

@@ -3,12 +3,11 @@ register under a name, list the names, get by name with a "did you mean" suggest
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from spaces.errors import ConfigError
+from spaces.errors import ConfigError, did_you_mean
 
 Component = TypeVar("Component")
 
@@ -58,8 +57,8 @@ class Registry(Generic[Component]):
     def entry(self, name: str) -> Registered[Component]:
         # A name from a YAML file may be a list or a mapping, which cannot even be looked up.
         if name not in self:
-            close = difflib.get_close_matches(str(name), self._entries, n=1)
-            suggestion = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(name, self._entries)
+            suggestion = f"; {hint}" if hint else ""
             registered = ", ".join(self.names()) or f"none (import the package that registers {self.kind}s first)"
             raise ConfigError(self.field, name, f"unknown {self.kind}; registered: {registered}{suggestion}")
         return self._entries[name]

@@ -70,7 +70,7 @@ def test_backbone_too_small_for_the_image_is_named() -> None:
 
 
 def test_unknown_backbone_suggests_close_names() -> None:
-    with pytest.raises(BackboneError, match=r"unknown backbone 'resnet81' \(did you mean resnet18.*basic_cnn or any timm model"):
+    with pytest.raises(BackboneError, match=r"unknown backbone 'resnet81' \(did you mean 'resnet18'.*basic_cnn or any timm"):
         create_backbone("resnet81", num_classes=2, in_channels=1, image_size=28)
 
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from ray import tune
 
-from search.storage_usage import measure_storage, stored_bytes
+from search.tuning.storage_usage import measure_storage, stored_bytes
 from spaces import TrialConfig
 from trainables.checkpoint_evaluation import evaluate_checkpoint
 from trainables.datasets import SearchData, load_dataset

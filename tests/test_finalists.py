@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from search.finalist_statistics import mcnemar_exact, seed_interval
-from search.finalists import Finalist, choose_finalists, finalist_seeds, search_seeds, training_order
-from search.twins import TrialHistory
+from search.answer.finalists import Finalist, choose_finalists, finalist_seeds, search_seeds, training_order
+from search.answer.statistics import mcnemar_exact, seed_interval
+from search.answer.trial_history import TrialHistory
 
 
 @pytest.mark.parametrize("seed", [0, 7, 123_456])
@@ -78,7 +78,7 @@ def test_a_finalist_the_budget_stopped_before_any_checkpoint_is_not_trained_not_
     traceback after the whole search (seen on the quick preset with pneumoniamnist)."""
     from ray.tune import Checkpoint, Result
 
-    from search.tune_results import best_checkpoint
+    from search.tuning.results import best_checkpoint
 
     frame = pd.DataFrame({"trial_id": ["t1"], "epoch": [1], "val_balanced_accuracy": [0.6]})
     cut = Result(metrics={"trial_id": "t1"}, checkpoint=None, error=None, path=str(tmp_path), metrics_dataframe=frame,
@@ -95,7 +95,7 @@ def test_a_checkpoint_whose_result_arrived_as_the_budget_ended_is_still_the_fina
     the trial had written before reporting (seen: a real-only finalist's first epoch ending with the budget)."""
     from ray.tune import Result
 
-    from search.tune_results import best_checkpoint
+    from search.tuning.results import best_checkpoint
 
     (tmp_path / "checkpoint_000000").mkdir()
     frame = pd.DataFrame({"trial_id": ["t1"], "epoch": [1], "val_balanced_accuracy": [0.6]})
@@ -127,7 +127,7 @@ def test_finalists_train_what_the_report_needs_most_first() -> None:
 def test_rays_warning_about_trials_without_results_is_hidden_and_its_other_warnings_are_not(caplog) -> None:
     import logging
 
-    from search.tune_results import hide_trials_without_results_warning
+    from search.tuning._ray_compat import hide_trials_without_results_warning
 
     logger = logging.getLogger("ray.tune.analysis.experiment_analysis")
     hide_trials_without_results_warning()

@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from search.searchers import DefineByRunSpace, grid_points
-from search.validation import check_space
+from search.settings.sweep_checks import check_space
+from search.tuning.searchers import DefineByRunSpace, grid_points
 from spaces import ConfigError, SearchSpace, TrialConfig
 from spaces.schema import ModelConfig
 from trainables.backbones import create_backbone

@@ -20,11 +20,11 @@ import yaml
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from search.cli import build_parser, flags_to_settings
-from search.config import SweepConfig, build_sweep_config, read_config_file
-from search.schedulers import SCHEDULERS
-from search.searchers import SEARCHERS, SearchGoal
-from search.validation import max_epochs
+from search.settings.cli import build_parser, flags_to_settings
+from search.settings.sweep_checks import max_epochs
+from search.settings.sweep_config import SweepConfig, build_sweep_config, read_config_file
+from search.tuning.schedulers import SCHEDULERS
+from search.tuning.searchers import SEARCHERS, SearchGoal
 from spaces import ConfigError, TrialConfig, list_presets, load_space
 from spaces.space import PRESET_DIRECTORY
 
@@ -144,9 +144,9 @@ def check_sweep(sweep: SweepConfig) -> None:
     """What `search.run.prepare` checks before it loads data, so these runs stay in-process and fast."""
     space = sweep.search_space()
     space.validate_samples(f"space {space.name!r}")
-    SEARCHERS[sweep.searcher](space, SearchGoal(metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples,
+    SEARCHERS.get(sweep.searcher)(space, SearchGoal(metric=sweep.metric, mode=sweep.mode, num_samples=sweep.num_samples,
                                                 seed=sweep.seed))
-    SCHEDULERS[sweep.scheduler](space, max_epochs(space))
+    SCHEDULERS.get(sweep.scheduler)(space, max_epochs(space))
 
 
 def assert_named(error: ConfigError) -> None:
@@ -167,7 +167,7 @@ def check_space_mapping(document: Any, tmp_path: Path) -> None:
         try:
             space = load_space(reference)
             space.validate_samples("fuzz")
-            SCHEDULERS["asha"](space, max_epochs(space))
+            SCHEDULERS.get("asha")(space, max_epochs(space))
         except ConfigError as error:
             assert_named(error)
             event(f"ConfigError {error.field.split('[')[0].split('.')[0]}")

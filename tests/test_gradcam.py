@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from search.gradcam import gradcam_maps, target_layer, vit_tokens_to_map, write_gradcam
+from search.diagnostics.gradcam import gradcam_maps, target_layer, vit_tokens_to_map, write_gradcam
 from spaces import TrialConfig
 from trainables.datasets import load_dataset
 from trainables.replicas import build_model, normalization_of

@@ -22,7 +22,8 @@ from generators.generator_actor import create_generator_actors
 from generators.pool import PoolKey, SyntheticPool
 from generators.pool_actor import get_synthetic_pool
 from search import pool as pool_command
-from search.run import main, prepare
+from search.run import main
+from search.sweep_input import prepare
 from spaces import ConfigError
 from tests.image_api_server import Fault, ImageApiServer, running_server
 from trainables.datasets import load_dataset

@@ -6,22 +6,21 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
+import optuna
+import pandas as pd
+import pytest
+import yaml
 
-matplotlib.use("Agg")
-import optuna  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-import yaml  # noqa: E402
-
-from search.config import SweepConfig, validate_sweep_config  # noqa: E402
-from search.pareto import PARETO_FILE, PARETO_PLOT, pareto_front, write_pareto_front  # noqa: E402
-from search.report_html import ReportContext, render  # noqa: E402
-from search.report_sections import SECTIONS  # noqa: E402
-from search.run import main  # noqa: E402
-from search.searchers import SEARCHERS, SearchGoal  # noqa: E402
-from search.sweep_record import SweepRecord, new_record  # noqa: E402
-from spaces import ConfigError, load_space  # noqa: E402
+from search.answer.pareto import pareto_front, sweep_front
+from search.report.files import PARETO_FILE, PARETO_PLOT
+from search.report.page import ReportContext, render
+from search.report.sections import SECTIONS
+from search.report.sweep_files import write_pareto_front
+from search.run import main
+from search.settings.sweep_config import SweepConfig, validate_sweep_config
+from search.settings.sweep_record import SweepRecord, new_record
+from search.tuning.searchers import SEARCHERS, SearchGoal
+from spaces import ConfigError, load_space
 
 
 def trials(points: list[tuple[str, float, float]], metric: str = "val_balanced_accuracy") -> pd.DataFrame:
@@ -54,7 +53,9 @@ def test_the_report_section_draws_the_front_and_says_how_to_pick_from_it(tmp_pat
     leaderboard["optimizer.lr"] = [0.01, 0.001, 0.003]
     leaderboard.loc[3] = {"rank": 4, "trial_id": "e", "status": "error"}
     leaderboard.to_csv(tmp_path / "leaderboard.csv", index=False)
-    assert write_pareto_front(leaderboard, space, "val_balanced_accuracy", "max", tmp_path) == tmp_path / PARETO_PLOT
+    written = write_pareto_front(*sweep_front(leaderboard, "val_balanced_accuracy", "max"), space, "val_balanced_accuracy",
+                                 "max", tmp_path)
+    assert written == tmp_path / PARETO_PLOT
     front = pd.read_csv(tmp_path / PARETO_FILE)
     assert list(front["trial_id"]) == ["c", "a"] and list(front["optimizer.lr"]) == [0.003, 0.01]
     page = render(ReportContext(tmp_path, SweepRecord.read(tmp_path)), SECTIONS)
@@ -68,7 +69,8 @@ def test_the_report_section_draws_the_front_and_says_how_to_pick_from_it(tmp_pat
 
 def test_a_sweep_without_cost_figures_has_no_front(tmp_path: Path) -> None:
     leaderboard = trials([("a", 0.9, 1.0)]).drop(columns="cost_seconds")
-    assert write_pareto_front(leaderboard, load_space("quick"), "val_balanced_accuracy", "max", tmp_path) is None
+    front = sweep_front(leaderboard, "val_balanced_accuracy", "max")
+    assert write_pareto_front(*front, load_space("quick"), "val_balanced_accuracy", "max", tmp_path) is None
     assert not (tmp_path / PARETO_FILE).exists()
 
 
@@ -82,9 +84,9 @@ def test_multi_objective_needs_the_optuna_searcher(searcher: str) -> None:
 
 def test_the_multi_objective_searcher_minimises_cost_beside_the_metric() -> None:
     goal = SearchGoal(metric="val_loss", mode="min", num_samples=3, seed=0, objective="multi")
-    searcher = SEARCHERS["optuna"](load_space("quick"), goal).search_algorithm
+    searcher = SEARCHERS.get("optuna")(load_space("quick"), goal).search_algorithm
     assert (searcher.metric, searcher.mode) == (["val_loss", "cost_seconds"], ["min", "min"])
-    single = SEARCHERS["optuna"](load_space("quick"), SearchGoal("val_auroc", "max", 3, 0)).search_algorithm
+    single = SEARCHERS.get("optuna")(load_space("quick"), SearchGoal("val_auroc", "max", 3, 0)).search_algorithm
     assert (single.metric, single.mode) == ("val_auroc", "max")
 
 

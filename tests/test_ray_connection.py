@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import ray
 
-from search.ray_connection import connect_to_ray, connection_failure
+from search.tuning.connection import connect_to_ray, connection_failure
 from spaces import ConfigError
 
 

@@ -10,20 +10,17 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
+import pytest
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-
-from search.config import SweepConfig  # noqa: E402
-from search.report_html import ReportContext, ReportSection, render  # noqa: E402
-from search.report_sections import SECTIONS  # noqa: E402
-from search.sweep_record import SweepRecord, new_record  # noqa: E402
-from search.twins import TrialHistory  # noqa: E402
-from search.wandb_logging import write_wandb_runs  # noqa: E402
-from spaces import load_space  # noqa: E402
+from search.answer.trial_history import TrialHistory
+from search.report.figures import plt
+from search.report.page import ReportContext, ReportSection, render
+from search.report.sections import SECTIONS
+from search.report.wandb_runs import write_wandb_runs
+from search.settings.sweep_config import SweepConfig
+from search.settings.sweep_record import SweepRecord, new_record
+from spaces import load_space
 
 
 class Links(HTMLParser):
@@ -77,7 +74,7 @@ def test_report_is_self_contained_and_marks_what_is_not_computed(tmp_path: Path)
 def test_an_optional_part_that_fails_prints_one_line_and_the_report_says_why(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from search.report_extras import GRADCAM, _attempt
+    from search.diagnostics.optional_parts import GRADCAM, _attempt
 
     record = report_folder(tmp_path)
 
@@ -172,7 +169,7 @@ def test_disabled_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_the_terminal_effect_lines_say_once_why_one_repeat_has_no_interval() -> None:
-    from search.sweep_report import printable_effects
+    from search.report.terminal import printable_effects
 
     row = {"synthetic": "ddpm x0.5 add", "real_fraction": 1.0, "epochs_compared": 8, "effect": 0.05, "ci_low": None,
            "ci_high": None, "p_value": None, "p_holm": None, "repeats": 1,

@@ -75,7 +75,7 @@ def test_help_documents_sources_presets_and_outputs(capsys: pytest.CaptureFixtur
 
 @pytest.mark.parametrize("preset", list_presets())
 def test_every_preset_passes_the_checks_before_ray(preset: str, preset_models: None) -> None:
-    from search.run import prepare
+    from search.sweep_input import prepare
 
     # The models a preset names from the hub are in the (test's) Hugging Face cache, as after a first download.
     prepared = prepare(["--space", preset, "--phantom-count", "200"])

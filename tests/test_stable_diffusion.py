@@ -22,7 +22,7 @@ from generators.stable_diffusion import ADAPTER_FILE
 from generators.stable_diffusion_model import text_encoder_lora_problem
 from search import pool as pool_cli
 from search.run import main
-from search.validation import check_generators
+from search.settings.sweep_checks import check_generators
 from spaces import ConfigError
 from trainables.datasets import load_dataset
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from search.cli import build_parser, flags_to_settings
-from search.config import SweepConfig, build_sweep_config, read_config_file
-from search.schedulers import SCHEDULERS
-from search.searchers import SEARCHERS, SearchGoal
+from search.settings.cli import build_parser, flags_to_settings
+from search.settings.sweep_config import SweepConfig, build_sweep_config, read_config_file
+from search.tuning.schedulers import SCHEDULERS
+from search.tuning.searchers import SEARCHERS, SearchGoal
 from spaces import ConfigError, SearchSpace, load_space
 
 
@@ -88,7 +88,7 @@ def test_grid_enumerates_active_combinations_once() -> None:
         "augmentation.magnitude": {"choice": [5, 10], "when": {"augmentation.policy": "randaugment"}},
         "real_fraction": {"choice": [0.5, 1.0]},
     })
-    plan = SEARCHERS["grid"](space, SearchGoal("val_auroc", "max", num_samples=7, seed=0))
+    plan = SEARCHERS.get("grid")(space, SearchGoal("val_auroc", "max", num_samples=7, seed=0))
     suggested = [plan.search_algorithm.suggest(f"trial-{index}") for index in range(plan.num_samples + 1)]
     points, finished = suggested[:-1], suggested[-1]
     # none x 2 fractions + randaugment x 2 magnitudes x 2 fractions; no duplicate "none" points per magnitude.
@@ -100,14 +100,14 @@ def test_grid_enumerates_active_combinations_once() -> None:
 
 def test_grid_refuses_ranges() -> None:
     with pytest.raises(ConfigError, match=r"augmentation.magnitude.*needs `choice`"):
-        SEARCHERS["grid"](load_space("quick"), SearchGoal("val_auroc", "max", num_samples=1, seed=0))
+        SEARCHERS.get("grid")(load_space("quick"), SearchGoal("val_auroc", "max", num_samples=1, seed=0))
 
 
 def test_pbt_needs_mutable_parameters() -> None:
     space = SearchSpace(parameters={"real_fraction": {"choice": [0.5, 1.0]}})
     with pytest.raises(ConfigError, match="no parameter `mutable: true`"):
-        SCHEDULERS["pbt"](space, 4)
-    scheduler = SCHEDULERS["pbt"](load_space("quick"), 8)
+        SCHEDULERS.get("pbt")(space, 4)
+    scheduler = SCHEDULERS.get("pbt")(load_space("quick"), 8)
     assert set(scheduler._hyperparam_mutations) == {
         "augmentation.magnitude",
         "augmentation.rotation_magnitude",

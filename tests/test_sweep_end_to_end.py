@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from search.run import main
-from search.schedulers import asha_rungs
+from search.tuning.schedulers import asha_rungs
 from trainables.datasets import DatasetError, load_dataset
 
 pytestmark = pytest.mark.slow
@@ -194,7 +194,7 @@ def test_a_failed_trial_is_summed_up_by_the_error_it_died_of(ray_cluster: None) 
     import ray
 
     from generators.errors import GeneratorError
-    from search.tune_results import last_error_line, trial_id_of
+    from search.tuning.results import last_error_line, trial_id_of
 
     @ray.remote(max_retries=0)
     def trial() -> None:

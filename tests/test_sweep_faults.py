@@ -210,9 +210,9 @@ if __name__ == "__main__":
 
 def test_resume_takes_the_recorded_settings_and_space_under_the_flags_given(tmp_path: Path) -> None:
     """No Ray: what `--resume --name X --storage Y` alone will run, from the sweep's record."""
-    from search.config import build_sweep_config
-    from search.run import prepare
-    from search.sweep_record import new_record
+    from search.settings.sweep_config import build_sweep_config
+    from search.settings.sweep_record import new_record
+    from search.sweep_input import prepare
 
     space_file = tmp_path / "space.yaml"
     space_file.write_text(yaml.safe_dump(SPACE))

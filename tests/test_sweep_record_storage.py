@@ -13,9 +13,11 @@ import yaml
 from loopback_cluster import free_port
 from s3_server import S3Server, s3_server
 
-from search.config import build_sweep_config
-from search.run import main, report_directory, resumed_settings
-from search.sweep_record import RECORD_FILE, SweepRecord, new_record
+from search.run import main
+from search.settings.locations import report_directory
+from search.settings.sweep_config import build_sweep_config
+from search.settings.sweep_record import RECORD_FILE, SweepRecord, new_record
+from search.sweep_input import resumed_settings
 from spaces import ConfigError
 
 SPACE = {"fixed": {"training.epochs": 1}, "parameters": {"optimizer.lr": {"choice": [0.001, 0.01]}}}

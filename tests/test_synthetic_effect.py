@@ -6,17 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from search.paired_statistics import holm, paired_effect, smallest_wilcoxon_p
-from search.synthetic_effect import effect_table, synthetic_label
-from search.twins import (
-    TrialHistory,
-    configuration_key,
-    has_synthetic_images,
-    pair_with_twins,
-    twin_points,
-    twin_space,
-)
-from search.value_curve import curve_points, real_data_equivalent
+from search.answer.effect import effect_table, synthetic_label
+from search.answer.statistics import holm, paired_effect, smallest_wilcoxon_p
+from search.answer.trial_history import TrialHistory, has_synthetic_images
+from search.answer.twins import configuration_key, pair_with_twins, twin_points, twin_space
+from search.answer.value_curve import curve_points, real_data_equivalent
 from spaces import SearchSpace
 
 METRIC = "val_balanced_accuracy"

@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from search.report import main as report_main
-from search.run import prepare, run_sweep
+from search.report.rebuild import main as report_main
+from search.run import run_sweep
+from search.sweep_input import prepare
 from trainables.datasets import DatasetSplits
 from trainables.replicas import load_saved_trial
 

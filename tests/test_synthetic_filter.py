@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from search.config import SweepConfig
-from search.synthetic_demand import GeneratorDemand
-from search.synthetic_filter_setup import attach_label_filters, space_uses_label_filter
-from search.synthetic_setup import prepare_generators
+from search.settings.sweep_config import SweepConfig
+from search.synthetic.demand import GeneratorDemand
+from search.synthetic.label_filters import attach_label_filters, space_uses_label_filter
+from search.synthetic.preparation import prepare_generators
 from spaces import ConfigError, TrialConfig
 from spaces.space import space_from_mapping
 from trainables.datasets import ImageSet, SearchData

@@ -12,9 +12,9 @@ import torch
 
 from generators.pool import SyntheticPool
 from generators.pool_actor import get_synthetic_pool
-from search.config import SweepConfig
-from search.synthetic_demand import GeneratorDemand
-from search.synthetic_setup import prepare_generators
+from search.settings.sweep_config import SweepConfig
+from search.synthetic.demand import GeneratorDemand
+from search.synthetic.preparation import prepare_generators
 from spaces import TrialConfig
 from trainables.datasets import DatasetError, ImageSet, SearchData, load_dataset
 from trainables.real_subset import real_subset_indices

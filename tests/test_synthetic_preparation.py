@@ -12,9 +12,9 @@ import ray
 from PIL import Image
 
 from generators.pool import SyntheticPool
-from search.config import SweepConfig
-from search.synthetic_demand import generator_demands, generator_uses, smallest_fractions
-from search.synthetic_setup import prepare_generators
+from search.settings.sweep_config import SweepConfig
+from search.synthetic.demand import generator_demands, generator_uses, smallest_fractions
+from search.synthetic.preparation import prepare_generators
 from spaces import ConfigError, SearchSpace
 from trainables.datasets import load_dataset
 from trainables.real_subset import real_subset_counts, real_subset_indices

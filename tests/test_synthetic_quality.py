@@ -16,13 +16,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from generators.pool import PoolKey, SyntheticPool, derive_seed
-from search.quality_encoders import (
-    FeatureExtractorSettings,
-    RealOnlyModel,
-    real_only_model_from_checkpoint,
-    user_feature_extractor,
-)
-from search.quality_metrics import (
+from search.diagnostics.quality_encoders import RealOnlyModel, real_only_model_from_checkpoint, user_feature_extractor
+from search.diagnostics.quality_metrics import (
     ImageFeatures,
     density_coverage,
     distribution_distances,
@@ -31,7 +26,8 @@ from search.quality_metrics import (
     precision_recall,
     training_neighbour_threshold,
 )
-from search.synthetic_quality import QualitySettings, write_synthetic_quality
+from search.diagnostics.synthetic_quality import write_synthetic_quality
+from search.settings.quality_settings import FeatureExtractorSettings, QualitySettings
 from spaces import TrialConfig
 from trainables.datasets import load_dataset
 from trainables.replicas import build_replica, save_replicas

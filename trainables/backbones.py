@@ -7,7 +7,6 @@ A backbone is added the timm way: `@timm.models.register_model` on a function bu
 
 from __future__ import annotations
 
-import difflib
 import logging
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from timm.models import build_model_with_cfg, register_model
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
+from spaces.errors import did_you_mean
 from trainables.errors import TrainableInputError
 
 _logger = logging.getLogger(__name__)
@@ -103,8 +103,8 @@ def is_known_backbone(name: str) -> bool:
 
 
 def unknown_backbone_message(name: str) -> str:
-    close = difflib.get_close_matches(name, timm.list_models(), n=5, cutoff=0.6)
-    suggestion = f" (did you mean {', '.join(close)}?)" if close else ""
+    close = did_you_mean(name, timm.list_models(), n=5)
+    suggestion = f" ({close})" if close else ""
     return f"unknown backbone {name!r}{suggestion}; allowed: basic_cnn or any timm model name (timm.list_models())"
 
 
