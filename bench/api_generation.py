@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from generators import OpenAIImagesSettings, create_generator  # noqa: E402
-from generators.generator_actor import create_generator_actors  # noqa: E402
+from generators.actors.generator_actor import create_generator_actors  # noqa: E402
+from generators.actors.pool_actor import get_synthetic_pool  # noqa: E402
 from generators.pool import PoolKey, SyntheticPool  # noqa: E402
-from generators.pool_actor import get_synthetic_pool  # noqa: E402
 from tests.image_api_server import running_server  # noqa: E402
 
 SHAPE = (1, 32, 32)

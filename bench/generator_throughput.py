@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from generators import DDPMSettings, StableDiffusionSettings, create_generator  # noqa: E402
 from generators.base import Generator  # noqa: E402
-from generators.tiny_stable_diffusion import build_tiny_stable_diffusion  # noqa: E402
+from generators.stable_diffusion.tiny import build_tiny_stable_diffusion  # noqa: E402
 from trainables.datasets import load_dataset  # noqa: E402
 
 

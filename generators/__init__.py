@@ -1,15 +1,14 @@
-"""Synthetic images: the Generator interface, its implementations, generator actors and the shared pool; and the
-traditional augmentation policies (`generators.augmentation`) that trials and the `oversample` generator share.
-Importing the package registers every built-in generator and policy."""
+"""Synthetic images: the Generator interface (`base`), one subpackage per generator family (`ddpm`,
+`stable_diffusion`, `image_api`) and `oversample`; the shared pool without Ray (`pool`) and the actors in front of it
+(`actors`, the only Ray code here); and the traditional augmentation policies (`augmentation`) that trials and the
+`oversample` generator share. Importing the package registers every built-in generator and policy."""
 
 from generators.base import Generator, ProgressCallback, create_generator, generator_class
-from generators.ddpm import DDPMGenerator
-from generators.ddpm_settings import DDPMSettings
+from generators.ddpm import DDPMGenerator, DDPMSettings
 from generators.errors import GeneratorError, LeakageError, PoolError
-from generators.openai_images import OpenAIImagesGenerator, OpenAIImagesSettings
+from generators.image_api import OpenAIImagesGenerator, OpenAIImagesSettings
 from generators.oversample import OversampleGenerator, OversampleSettings
-from generators.stable_diffusion import StableDiffusionGenerator
-from generators.stable_diffusion_settings import StableDiffusionSettings
+from generators.stable_diffusion import StableDiffusionGenerator, StableDiffusionSettings
 
 __all__ = [
     "DDPMGenerator",

@@ -21,7 +21,7 @@ from search.sweep_input import PreparedSweep
 from search.synthetic.preparation import PreparedGenerators
 from search.tuning import interrupt
 from search.tuning.finalists_run import FinalistsRun
-from search.tuning.trainable import trainable_of
+from search.tuning.trainable_factory import trainable_of
 from search.tuning.tuner import run_config
 from search.tuning.wandb_callback import create_wandb_callback
 from spaces import SearchSpace

@@ -51,7 +51,7 @@ def one_torch_thread() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def tiny_stable_diffusion(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One tiny random-weight Stable Diffusion folder (save_pretrained layout) for the whole session."""
-    from generators.tiny_stable_diffusion import build_tiny_stable_diffusion
+    from generators.stable_diffusion.tiny import build_tiny_stable_diffusion
 
     return build_tiny_stable_diffusion(tmp_path_factory.mktemp("models") / "tiny-sd")
 

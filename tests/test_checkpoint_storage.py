@@ -25,7 +25,7 @@ from trainables.replicas import (
 )
 from trainables.trial import DEADLINE_SLACK_S, TrialProgress, TrialSettings, train_classifier
 from trainables.trial_cost import COST_COLUMNS, COST_TRAIN_SECONDS
-from trainables.tune_trial import trial_finished, write_checkpoint
+from trainables.tune_reporting import trial_finished, write_checkpoint
 
 EPOCHS = 4
 

@@ -340,7 +340,7 @@ def test_oversample_without_operations_returns_the_sources() -> None:
 
 
 def test_settings_that_differ_only_in_sampling_share_one_fit_in_the_pool(tmp_path: Path) -> None:
-    from generators.generator_actor import GeneratorActor
+    from generators.actors.generator_actor import GeneratorActor
     from generators.pool import PoolKey, SyntheticPool
 
     images, labels = _two_class_images()

@@ -47,6 +47,12 @@ def copy_of_the_code(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("search/settings/sweep_config.py", "import search.report.files", "search, from its commands"),
         # The pure answer importing the driver's stages.
         ("search/answer/effect.py", "import search.stages", "search, from its commands"),
+        # The pool (no Ray) reaching up to the actors in front of it.
+        ("generators/pool/keys.py", "import generators.actors.pool_actor", "generators, from the actors"),
+        # One generator family importing another: they are siblings.
+        ("generators/ddpm/generator.py", "import generators.stable_diffusion.model", "generators, from the actors"),
+        # Ray in a generator: the actors are the only Ray code in generators.
+        ("generators/oversample.py", "import ray", "Ray is used in generators"),
         # Ray's private names outside search.tuning, even from a layer allowed to import tuning.
         ("search/report/page.py", "from search.tuning import _ray_compat", "Ray's private names"),
     ],

@@ -17,10 +17,10 @@ import ray
 import yaml
 
 from generators import GeneratorError, OpenAIImagesSettings, create_generator
+from generators.actors.generator_actor import create_generator_actors
+from generators.actors.pool_actor import get_synthetic_pool
 from generators.errors import BudgetError
-from generators.generator_actor import create_generator_actors
 from generators.pool import PoolKey, SyntheticPool
-from generators.pool_actor import get_synthetic_pool
 from search import pool as pool_command
 from search.run import main
 from search.sweep_input import prepare

@@ -18,11 +18,11 @@ import ray
 from ray import cloudpickle
 
 import spaces
+from generators.actors.generator_actor import create_generator_actors, prepare_generator_actors
+from generators.actors.pool_actor import GENERATION_BATCH_SIZE, SyntheticPoolActor, get_synthetic_pool, pool_actor_name
 from generators.base import Generator
-from generators.generator_actor import create_generator_actors, prepare_generator_actors
-from generators.leakage import LeakageRules
 from generators.pool import LeakageError, PoolError, PoolKey, SyntheticPool, derive_seed
-from generators.pool_actor import GENERATION_BATCH_SIZE, SyntheticPoolActor, get_synthetic_pool, pool_actor_name
+from generators.pool.leakage import LeakageRules
 from spaces import GeneratorSettings
 
 SHAPE = (1, 8, 8)

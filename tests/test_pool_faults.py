@@ -19,12 +19,12 @@ from moto.server import ThreadedMotoServer
 from ray import cloudpickle
 from s3_server import S3Server
 
+from generators.actors.generator_actor import create_generator_actors
+from generators.actors.pool_actor import get_synthetic_pool
 from generators.errors import GeneratorError
-from generators.generator_actor import create_generator_actors
-from generators.openai_images import OpenAIImagesSettings
+from generators.image_api.openai_images import OpenAIImagesSettings
 from generators.oversample import OversampleSettings
 from generators.pool import CorruptBatchError, PoolError, PoolKey, SyntheticPool, canonical_slots, derive_seed
-from generators.pool_actor import get_synthetic_pool
 from search.pool import main as pool_command
 
 SHAPE = (1, 8, 8)
@@ -132,7 +132,7 @@ def test_a_damaged_manifest_is_ignored_with_a_warning_so_its_images_are_made_aga
     manifest, _ = first_batch(root)
     damage(manifest)
     pool = SyntheticPool(root)
-    with caplog.at_level(logging.WARNING, logger="generators.pool_batches"):
+    with caplog.at_level(logging.WARNING, logger="generators.pool.batches"):
         missing = pool.missing_slots(KEY, 0, 6, TRAIN_IDS[:3])
     assert missing == canonical_slots(3, TRAIN_IDS[:3])
     assert f"ignoring corrupt manifest {manifest}" in caplog.text
@@ -140,7 +140,7 @@ def test_a_damaged_manifest_is_ignored_with_a_warning_so_its_images_are_made_aga
         read_class(root, 0, 6, TRAIN_IDS[:3])
     # Read once per process, warned once: a refresh does not read it again.
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="generators.pool_batches"):
+    with caplog.at_level(logging.WARNING, logger="generators.pool.batches"):
         pool.refresh()
     assert caplog.text == ""
     store(pool, 0, 6, TRAIN_IDS[:3])
@@ -316,7 +316,7 @@ def image_api() -> Iterator[ImageApiServer]:
 
 
 def read_as_a_trial(root: str, key: PoolKey, count: int, sources: dict[str, np.ndarray]) -> np.ndarray:
-    """What a trial does (trainables.synthetic): ask the pool actor, in a Ray worker of its own."""
+    """What a trial does (trainables.synthetic_mixing): ask the pool actor, in a Ray worker of its own."""
     reference = get_synthetic_pool(root).request.remote(key, 0, count, TRAIN_IDS, list(sources), sources)
     return ray.get(reference, timeout=120)[0]
 

@@ -15,11 +15,11 @@ import yaml
 from safetensors import safe_open
 
 from generators import GeneratorError, StableDiffusionGenerator, StableDiffusionSettings
-from generators.generator_actor import FitProgressBar, create_generator_actors
+from generators.actors.generator_actor import FitProgressBar, create_generator_actors
+from generators.actors.pool_actor import get_synthetic_pool
 from generators.pool import LeakageError, PoolKey, SyntheticPool
-from generators.pool_actor import get_synthetic_pool
-from generators.stable_diffusion import ADAPTER_FILE
-from generators.stable_diffusion_model import text_encoder_lora_problem
+from generators.stable_diffusion.generator import ADAPTER_FILE
+from generators.stable_diffusion.model import text_encoder_lora_problem
 from search import pool as pool_cli
 from search.run import main
 from search.settings.sweep_checks import check_generators

@@ -20,7 +20,8 @@ from spaces.space import space_from_mapping
 from trainables.datasets import ImageSet, SearchData
 from trainables.errors import TrainableInputError
 from trainables.replicas import build_replica
-from trainables.synthetic import (
+from trainables.synthetic_filter import SmallClassifierRecipe
+from trainables.synthetic_mixing import (
     SyntheticDraw,
     SyntheticSource,
     filter_draw,
@@ -28,7 +29,6 @@ from trainables.synthetic import (
     generator_fit_subset,
     label_filter_of,
 )
-from trainables.synthetic_filter import SmallClassifierRecipe
 from trainables.trial import subset_counts
 
 CLASSES = ("dark", "bright", "striped")

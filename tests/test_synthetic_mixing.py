@@ -10,15 +10,15 @@ import pytest
 import ray
 import torch
 
+from generators.actors.pool_actor import get_synthetic_pool
 from generators.pool import SyntheticPool
-from generators.pool_actor import get_synthetic_pool
 from search.settings.sweep_config import SweepConfig
 from search.synthetic.demand import GeneratorDemand
 from search.synthetic.preparation import prepare_generators
 from spaces import TrialConfig
 from trainables.datasets import DatasetError, ImageSet, SearchData, load_dataset
 from trainables.real_subset import real_subset_indices
-from trainables.synthetic import SyntheticDraw, fetch_synthetic_images, mix_real_and_synthetic, synthetic_counts
+from trainables.synthetic_mixing import SyntheticDraw, fetch_synthetic_images, mix_real_and_synthetic, synthetic_counts
 
 CLASSES = ("non_demented", "very_mild_demented", "mild_demented", "moderate_demented")
 # Kwon's Alzheimer training counts: the last two classes are the minority.

@@ -19,7 +19,7 @@ from spaces import ConfigError, SearchSpace
 from trainables.datasets import load_dataset
 from trainables.real_subset import real_subset_counts, real_subset_indices
 from trainables.replicas import fractions_by_class_index
-from trainables.synthetic import fetch_synthetic_images, pool_dataset_name, synthetic_counts
+from trainables.synthetic_mixing import fetch_synthetic_images, pool_dataset_name, synthetic_counts
 
 TINY_DDPM = {
     "synthetic.generator": "ddpm", "synthetic.settings.training_steps": 5, "synthetic.settings.block_out_channels": [8, 16],

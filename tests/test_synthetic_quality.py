@@ -31,8 +31,8 @@ from search.settings.quality_settings import FeatureExtractorSettings, QualitySe
 from spaces import TrialConfig
 from trainables.datasets import load_dataset
 from trainables.replicas import build_replica, save_replicas
-from trainables.synthetic import pool_dataset_name
 from trainables.synthetic_filter import SmallClassifierRecipe, fit_small_classifier, small_classifier_normalization
+from trainables.synthetic_mixing import pool_dataset_name
 
 DATA = load_dataset("phantom", image_size=16, phantom_count=160).for_search()
 RNG = np.random.default_rng(0)

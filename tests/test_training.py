@@ -24,7 +24,7 @@ from trainables.training import (
     train_one_epoch,
 )
 from trainables.trial import aggregate_over_repeats
-from trainables.tune_trial import CheckpointSchedule
+from trainables.tune_reporting import CheckpointSchedule
 
 CPU = torch.device("cpu")
 NORMALIZATION = ((0.5,), (0.5,))

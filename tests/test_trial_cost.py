@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from generators.generation_cost import GENERATION_TIMES, key_cost
-from generators.generator_actor import GeneratorActor
+from generators.actors.generator_actor import GeneratorActor
 from generators.pool import PoolKey, SyntheticPool
-from generators.pool_storage import PoolStorage
+from generators.pool.generation_cost import GENERATION_TIMES, key_cost
+from generators.pool.storage import PoolStorage
 from spaces import SyntheticConfig
-from trainables.synthetic import SyntheticDraw
+from trainables.synthetic_mixing import SyntheticDraw
 from trainables.trial_cost import (
     COST_GPU_SECONDS,
     COST_SECONDS,
@@ -108,7 +108,7 @@ import json, sys
 import numpy as np
 import ray
 import generators  # registers the generators
-from generators.generator_actor import GeneratorActor
+from generators.actors.generator_actor import GeneratorActor
 from generators.pool import PoolKey, SyntheticPool
 from spaces import SyntheticConfig, TrialConfig
 from trainables.datasets import load_dataset

@@ -18,7 +18,7 @@ from trainables.backbones import input_normalization
 from trainables.datasets import ImageSet, SearchData
 from trainables.fine_tuning import create_classifier, trainable_parameters
 from trainables.real_subset import real_subset_indices
-from trainables.synthetic import SyntheticDraw, SyntheticSource, fetch_synthetic_images, mix_real_and_synthetic
+from trainables.synthetic_mixing import SyntheticDraw, SyntheticSource, fetch_synthetic_images, mix_real_and_synthetic
 from trainables.training import (
     LearningRateFactor,
     class_weights,

@@ -1,7 +1,7 @@
 """The label-fidelity filter of synthetic images (Kakkar's manual filtering, automated and leakage-safe): a small
 classifier fit only on the real images a generator was fit on, and which drawn synthetic images it disagrees with.
 
-The driver fits one filter classifier per repeat seed before trials start (search/synthetic_filter_setup.py) and
+The driver fits one filter classifier per repeat seed before trials start (search/synthetic/label_filters.py) and
 hands its weights to trials with the SyntheticSource; a trial scores the images it drew (inference only) and keeps
 those whose probability of their own label is at least `synthetic.filter_threshold`.
 """

@@ -24,7 +24,7 @@ from trainables.replicas import (
     normalization_of,
     stored_weights,
 )
-from trainables.synthetic import SyntheticSource, filtered_counts
+from trainables.synthetic_mixing import SyntheticSource, filtered_counts
 from trainables.training import epoch_batches, evaluate, resolve_device, train_one_epoch
 from trainables.trial_cost import TrialCost, synthetic_cost_of
 

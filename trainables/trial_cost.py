@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import ray
 
-from generators.generator_actor import assigned_gpus
-from generators.pool_actor import get_synthetic_pool
-from trainables.synthetic import SyntheticDraw, SyntheticSource
+from generators.actors.generator_actor import assigned_gpus
+from generators.actors.pool_actor import get_synthetic_pool
+from trainables.synthetic_mixing import SyntheticDraw, SyntheticSource
 
 COST_SECONDS = "cost_seconds"
 COST_GPU_SECONDS = "cost_gpu_seconds"

@@ -27,12 +27,12 @@ from search.report.files import NEAR_COPIES_FILE, QUALITY_FILE, sample_grid_file
 from search.settings.quality_settings import QualitySettings
 from trainables.datasets import SearchData
 from trainables.metrics import compute_metrics, sanitize_class_name
-from trainables.synthetic import pool_dataset_name
 from trainables.synthetic_filter import (
     SmallClassifierRecipe,
     fit_small_classifier,
     small_classifier_normalization,
 )
+from trainables.synthetic_mixing import pool_dataset_name
 from trainables.training import predict_logits
 
 ALL_CLASSES = "all"

@@ -1,5 +1,5 @@
 """The report folder's files: every name in it, and the one way each is written (whole, never half: a reader sees
-the old file or the new one, through generators.pool_storage.write_whole_file)."""
+the old file or the new one, through generators.pool.storage.write_whole_file)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from generators.pool_storage import write_whole_file
+from generators.pool.storage import write_whole_file
 from search.settings.sweep_record import RECORD_FILE
 
 __all__ = ["RECORD_FILE"]  # sweep.json is the settings' record; it is listed here with the other names

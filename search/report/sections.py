@@ -112,7 +112,8 @@ def effect_section(context: ReportContext) -> str | None:
     ]
     shown["p_value"], shown["p_holm"], shown["repeats"] = effects["p_value"], effects["p_holm"], effects["repeats"]
     shown["note"] = effects["note"].fillna("")
-    shown["trial / twin"] = effects["trial_id"].astype(str) + " / " + effects["twin_trial_id"].astype(object).fillna("none").astype(str)
+    twin_ids = effects["twin_trial_id"].astype(object).fillna("none").astype(str)
+    shown["trial / twin"] = effects["trial_id"].astype(str) + " / " + twin_ids
     better = "higher" if sweep.mode == "max" else "lower"
     twins_note = f"<p class=\"note\">{escape(context.record.twins_note)}</p>" if context.record.twins_note else ""
     return (

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from generators import GeneratorError, generator_class
-from generators.api_settings import ImageApiSettings
+from generators.image_api.settings import ImageApiSettings
 from search.settings.sweep_config import SweepConfig
 from spaces import ConfigError, GeneratorSettings, SearchSpace, TrialConfig
 from spaces.errors import did_you_mean

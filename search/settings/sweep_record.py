@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow
 import pyarrow.fs
 
-from generators.pool_storage import write_whole_file
+from generators.pool.storage import write_whole_file
 from search.settings.sweep_config import SweepConfig, validate_sweep_config
 from spaces import ConfigError, SearchSpace
 from spaces.space import space_from_mapping

@@ -14,7 +14,7 @@ from spaces import ConfigError, GeneratorSettings, SearchSpace, TrialConfig
 from trainables.datasets import SearchData
 from trainables.real_subset import real_subset_counts
 from trainables.replicas import fractions_by_class_index
-from trainables.synthetic import synthetic_counts
+from trainables.synthetic_mixing import synthetic_counts
 
 # Combinations of the count-deciding parameters' corner values enumerated at most; a space beyond it is too
 # wide to bound before trials start, and its generators' images are made on demand instead.

@@ -11,7 +11,7 @@ from search.synthetic.demand import GeneratorDemand
 from search.synthetic.label_filters import attach_label_filters, space_uses_label_filter
 from search.synthetic.preparation import PreparedGenerators, prepare_generators
 from trainables.datasets import DatasetSplits, SearchData
-from trainables.synthetic import SyntheticSource
+from trainables.synthetic_mixing import SyntheticSource
 
 
 def fits_too_costly(

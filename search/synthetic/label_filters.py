@@ -9,8 +9,8 @@ import time
 from search.synthetic.demand import synthetic_trials
 from spaces import SearchSpace
 from trainables.datasets import SearchData
-from trainables.synthetic import SyntheticSource, generator_fit_subset
 from trainables.synthetic_filter import DEFAULT_RECIPE, SmallClassifierRecipe, fit_label_filter
+from trainables.synthetic_mixing import SyntheticSource, generator_fit_subset
 
 
 def _decides_the_filter(key: str) -> bool:

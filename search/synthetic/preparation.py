@@ -10,15 +10,15 @@ import numpy as np
 import ray
 from tqdm import tqdm
 
-from generators.api_settings import ImageApiSettings
-from generators.generator_actor import create_generator_actors, prepare_generator_actors
+from generators.actors.generator_actor import create_generator_actors, prepare_generator_actors
+from generators.actors.pool_actor import GENERATION_BATCH_SIZE, GENERATION_BATCH_TIMEOUT_S, get_synthetic_pool
+from generators.image_api.settings import ImageApiSettings
 from generators.pool import PoolKey
-from generators.pool_actor import GENERATION_BATCH_SIZE, GENERATION_BATCH_TIMEOUT_S, get_synthetic_pool
 from search.settings.sweep_config import SweepConfig
 from search.synthetic.demand import GeneratorDemand
 from spaces import GeneratorSettings
 from trainables.datasets import SearchData
-from trainables.synthetic import SyntheticSource, generator_fit_subset, pool_dataset_name
+from trainables.synthetic_mixing import SyntheticSource, generator_fit_subset, pool_dataset_name
 
 # Calls that do little work once an actor runs; the first may wait for the actor's process to start and import
 # torch (seconds, or minutes while a cluster adds a node).

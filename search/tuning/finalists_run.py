@@ -18,7 +18,7 @@ from search.tuning.results import best_checkpoint
 from spaces import SearchSpace
 from trainables.checkpoint_evaluation import evaluate_repeats
 from trainables.datasets import DatasetSplits
-from trainables.synthetic import SyntheticSource
+from trainables.synthetic_mixing import SyntheticSource
 from trainables.trial import TrialSettings
 
 FINALISTS_RUN_NAME = "finalists"

@@ -16,7 +16,7 @@ from search.tuning._ray_compat import hide_trials_without_results_warning
 def best_checkpoint(result: Any, metric: str, mode: str) -> tune.Checkpoint | None:
     """A trial's checkpoint with the best `metric`, or its latest; None when it wrote none (Tune's
     get_best_checkpoint raises then). A trial checkpoints where a scheduler may stop it and at its end
-    (trainables.tune_trial.CheckpointSchedule), so one the time budget stopped before either has none."""
+    (trainables.tune_reporting.CheckpointSchedule), so one the time budget stopped before either has none."""
     if result is None:
         return None
     if not result.best_checkpoints:

@@ -11,7 +11,7 @@ from ray import tune
 from ray.tune import ResultGrid
 
 from trainables.replicas import drop_training_state
-from trainables.tune_trial import CHECKPOINT_BYTES
+from trainables.tune_reporting import CHECKPOINT_BYTES
 
 
 def keep_only_best_weights(results: ResultGrid, experiment_path: str) -> int:

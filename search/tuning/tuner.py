@@ -15,7 +15,7 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from search.settings.sweep_config import SweepConfig
 from search.tuning._ray_compat import hide_trials_without_results_warning
 from search.tuning.searchers import GridPoints, SearchPlan
-from trainables.tune_trial import trial_finished
+from trainables.tune_reporting import trial_finished
 
 
 def run_config(sweep: SweepConfig, name: str, storage_path: str, callbacks: list) -> tune.RunConfig:
@@ -23,7 +23,7 @@ def run_config(sweep: SweepConfig, name: str, storage_path: str, callbacks: list
         name=name,
         storage_path=storage_path,
         callbacks=callbacks,
-        # Every checkpoint holds the trial's best weights so far, or none (trainables.tune_trial): the latest serves
+        # Every checkpoint holds the trial's best weights so far, or none (trainables.tune_reporting): the latest serves
         # resume, PBT and the final test evaluation alike. PBT clones other trials' recent checkpoints, which must
         # outlive the clone's restore, so it keeps a few.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=4 if sweep.scheduler == "pbt" else 1),

@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow.fs
 
 from generators.errors import PoolError
-from generators.pool_keys import examples
+from generators.pool.keys import examples
 
 TEMPORARY_PREFIX = ".tmp-"
 POOL_MARKER = "pool.json"

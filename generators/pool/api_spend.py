@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from generators.errors import BudgetError, PoolError
-from generators.pool_keys import PoolKey
-from generators.pool_storage import PoolStorage
+from generators.pool.keys import PoolKey
+from generators.pool.storage import PoolStorage
 
 SPEND_FILE = "api_spend.json"
 SPEND_FORMAT = 1

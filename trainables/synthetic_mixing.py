@@ -10,8 +10,8 @@ import numpy as np
 import ray
 import torch
 
+from generators.actors.pool_actor import get_synthetic_pool
 from generators.pool import PoolKey
-from generators.pool_actor import get_synthetic_pool
 from spaces import GeneratorSettings, SyntheticConfig
 from trainables.datasets import SearchData
 from trainables.errors import TrainableInputError
@@ -84,7 +84,7 @@ class SyntheticSource:
 
     pool_root: str
     fit_fractions: dict[int, float]
-    # Per repeat seed, the label filter fit on that seed's fit subset (search/synthetic_filter_setup.py); empty
+    # Per repeat seed, the label filter fit on that seed's fit subset (search/synthetic/label_filters.py); empty
     # when no trial of the sweep can draw `synthetic.filter: label_fidelity`.
     label_filters: dict[int, LabelFilter] = field(default_factory=dict)
 

@@ -17,9 +17,9 @@ import torch
 
 from generators.base import create_generator
 from generators.errors import PoolError
-from generators.generation_cost import GenerationTotals, write_generation_totals
 from generators.pool import PoolKey, SyntheticPool, open_pool_root
-from generators.pool_storage import PoolStorage
+from generators.pool.generation_cost import GenerationTotals, write_generation_totals
+from generators.pool.storage import PoolStorage
 from spaces import GeneratorSettings
 
 logger = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ class GeneratorActor:
         self._reserved_threads = torch.get_num_threads()
         # A replica serves the keys of one generator for every repeat seed; it holds one fit at a time.
         self._fitted_key: PoolKey | None = None
-        # Generation seconds per key, written to the pool under this instance's own name (generators.generation_cost).
+        # Generation seconds per key, written to the pool under this instance's own name (generators.pool.generation_cost).
         self._writer = uuid.uuid4().hex
         self._generation_totals: dict[str, GenerationTotals] = {}
         self._storages: dict[str, PoolStorage] = {}

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow.fs
 
 from generators.errors import PoolError
-from generators.pool_keys import PoolKey, check_ids
-from generators.pool_storage import TEMPORARY_PREFIX, PoolStorage
+from generators.pool.keys import PoolKey, check_ids
+from generators.pool.storage import TEMPORARY_PREFIX, PoolStorage
 
 HEX_DIGITS = re.compile(r"[0-9a-f]+")
 

@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 import ray
 
-from generators.api_settings import ImageApiSettings
-from generators.api_spend import Reservation
+from generators.actors.generator_actor import POOL_NAMESPACE, find_generator_actors, generator_actor_name
 from generators.errors import GeneratorError, PoolError
-from generators.generator_actor import POOL_NAMESPACE, find_generator_actors, generator_actor_name
+from generators.image_api.settings import ImageApiSettings
 from generators.pool import CorruptBatchError, PoolKey, SyntheticPool, open_pool_root
-from generators.pool_keys import SlotKey, check_class_index, check_count, derive_seed, examples
+from generators.pool.api_spend import Reservation
+from generators.pool.keys import SlotKey, check_class_index, check_count, derive_seed, examples
 from spaces import GENERATORS
 
 # Requests mostly wait on locks and generator actors; many may be in flight at once.
@@ -77,7 +77,7 @@ class SyntheticPoolActor:
             raise PoolError(
                 f"images of {key.folder_name} are missing and no generator actor named "
                 f"{generator_actor_name(key, 0)!r} is running; the sweep's driver starts them before trials "
-                "(search.synthetic_setup.prepare_generators)"
+                "(search.synthetic.preparation.prepare_generators)"
             )
         description = await asyncio.wait_for(actors[0].describe.remote(), GENERATOR_DESCRIBE_TIMEOUT_S)
         model = GENERATORS.entry(description["generator"]).settings
@@ -220,7 +220,7 @@ class SyntheticPoolActor:
                 raise PoolError(f"source image {source_id!r} must be a uint8 array [C, H, W], got {described}")
 
     async def generation_cost(self, folder: str) -> dict[str, float]:
-        """SyntheticPool.generation_cost of a key folder, as a dict (generators.generation_cost.KeyCost)."""
+        """SyntheticPool.generation_cost of a key folder, as a dict (generators.pool.generation_cost.KeyCost)."""
         return (await asyncio.to_thread(self._pool.generation_cost, folder)).to_dict()
 
     async def summary(self) -> list[dict[str, Any]]:

@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from generators.errors import PoolError
-from generators.pool_batches import CorruptBatchError, Manifest, sha256_hex
-from generators.pool_keys import PoolKey, SyntheticRecord, examples
-from generators.pool_storage import PoolStorage
+from generators.pool.batches import CorruptBatchError, Manifest, sha256_hex
+from generators.pool.keys import PoolKey, SyntheticRecord, examples
+from generators.pool.storage import PoolStorage
 
 
 def decode_shard(storage: PoolStorage, manifest: Manifest, data: bytes, image_shape: tuple[int, int, int]) -> np.ndarray:

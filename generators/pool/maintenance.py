@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 
 import pyarrow.fs
 
-from generators.dataset_registry import DatasetRegistry
-from generators.image_shards import decode_shard
-from generators.manifest_index import ManifestIndex
-from generators.pool_batches import CorruptBatchError, parse_manifest
-from generators.pool_storage import TEMPORARY_PREFIX, PoolStorage
+from generators.pool.batches import CorruptBatchError, parse_manifest
+from generators.pool.dataset_registry import DatasetRegistry
+from generators.pool.manifest_index import ManifestIndex
+from generators.pool.shards import decode_shard
+from generators.pool.storage import TEMPORARY_PREFIX, PoolStorage
 
 
 @dataclass

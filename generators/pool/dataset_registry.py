@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from generators.errors import PoolError
-from generators.pool_keys import check_ids, check_name
-from generators.pool_storage import TEMPORARY_PREFIX, PoolStorage
+from generators.pool.keys import check_ids, check_name
+from generators.pool.storage import TEMPORARY_PREFIX, PoolStorage
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 
 from generators.errors import PoolError
-from generators.pool_batches import Manifest, read_manifest, set_aside, write_batch
-from generators.pool_keys import PoolKey, SlotKey, SyntheticRecord, slot_order
-from generators.pool_storage import TEMPORARY_PREFIX, PoolStorage
+from generators.pool.batches import Manifest, read_manifest, set_aside, write_batch
+from generators.pool.keys import PoolKey, SlotKey, SyntheticRecord, slot_order
+from generators.pool.storage import TEMPORARY_PREFIX, PoolStorage
 
 
 class ManifestIndex:
@@ -184,7 +184,7 @@ class ManifestIndex:
             return manifest if manifest is not None and manifest.shard == shard else None
 
     def set_aside(self, manifest_path: str) -> str | None:
-        """Sets a corrupt batch aside (pool_batches.set_aside) and drops it, so its slots count as missing."""
+        """Sets a corrupt batch aside (batches.set_aside) and drops it, so its slots count as missing."""
         with self._lock:
             target = set_aside(self._storage, manifest_path)
             manifest = self._manifests.pop(manifest_path, None)

@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 import numpy as np
 from pydantic import model_validator
 
-from generators.api_images import decoded_image, source_png
-from generators.api_settings import ImageApiSettings
 from generators.base import Generator
 from generators.errors import GeneratorError
+from generators.image_api.images import decoded_image, source_png
+from generators.image_api.settings import ImageApiSettings
 from spaces import GENERATORS, setting
 
 if TYPE_CHECKING:

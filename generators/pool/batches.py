@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from generators.errors import PoolError
-from generators.pool_keys import PoolKey, SlotKey, SyntheticRecord, derive_seed, synthetic_image_id
-from generators.pool_storage import PoolStorage
+from generators.pool.keys import PoolKey, SlotKey, SyntheticRecord, derive_seed, synthetic_image_id
+from generators.pool.storage import PoolStorage
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import json
 import logging
 from dataclasses import dataclass
 
-from generators.pool_storage import TEMPORARY_PREFIX, PoolStorage
+from generators.pool.storage import TEMPORARY_PREFIX, PoolStorage
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """`stable_diffusion`: a pretrained Stable Diffusion (diffusers) making images from class prompts (txt2img) or
 variations of the trial's own real images (img2img, DA-Fusion), optionally fine-tuned on the fit subset with a peft
-LoRA adapter or DreamBooth (generators.stable_diffusion_fine_tune)."""
+LoRA adapter or DreamBooth (generators.stable_diffusion.fine_tune)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch
 
 from generators.base import Generator, ProgressCallback
 from generators.errors import GeneratorError
-from generators.stable_diffusion_model import (
+from generators.stable_diffusion.model import (
     check_class_names,
     inference_dtype,
     load_pipeline,
@@ -29,7 +29,7 @@ from generators.stable_diffusion_model import (
     to_model_images,
     with_scheduler,
 )
-from generators.stable_diffusion_settings import StableDiffusionSettings
+from generators.stable_diffusion.settings import StableDiffusionSettings
 from spaces import GENERATORS
 
 # diffusers is imported where a pipeline is built, as in generators.ddpm: importing it costs seconds that every
@@ -96,7 +96,7 @@ class StableDiffusionGenerator(Generator):
     def fit(self, images: np.ndarray, labels: np.ndarray, *, seed: int, progress: ProgressCallback | None = None) -> None:
         if not self.needs_fit:
             return
-        from generators.stable_diffusion_fine_tune import fine_tune
+        from generators.stable_diffusion.fine_tune import fine_tune
 
         folder = tempfile.TemporaryDirectory(prefix="stable-diffusion-adapter-")
         result = fine_tune(

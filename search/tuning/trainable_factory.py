@@ -12,7 +12,7 @@ from search.tuning._ray_compat import quiet_checkpoint_logs
 from spaces import SearchSpace
 from trainables.datasets import SearchData
 from trainables.trial import TrialSettings
-from trainables.tune_trial import tune_trial
+from trainables.tune_reporting import tune_trial
 
 
 def search_trial(config: dict[str, Any], *, data: SearchData, space: SearchSpace, settings: TrialSettings) -> None:

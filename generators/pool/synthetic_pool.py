@@ -10,10 +10,10 @@ Layout under a root (a local folder, or a URI such as s3://bucket/pool opened wi
                                             this exists
   <key folder>/manifests/<batch>.json.corrupt   a corrupt batch set aside (its shard or manifest failed its checksum)
   <key folder>/model/                       a fitted generator's files, fit_info.json, and COMPLETE written last
-  api_spend.json                            image API spend per key and the cap (generators.api_spend)
+  api_spend.json                            image API spend per key and the cap (generators.pool.api_spend)
 Local writes go to a `.tmp-` name and are renamed; object stores write whole objects, so a reader never sees
 half a file. Names starting with `.tmp-` and shards without a manifest are ignored and removed by clean_orphans().
-Every shard is checked against the sha256 its manifest records before its images are served (pool_batches).
+Every shard is checked against the sha256 its manifest records before its images are served (generators.pool.batches).
 """
 
 from __future__ import annotations
@@ -23,42 +23,28 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from generators.api_spend import SpendLedger
-from generators.dataset_registry import DatasetRegistry
-from generators.errors import LeakageError, PoolError
-from generators.generation_cost import KeyCost, key_cost
-from generators.image_shards import ShardReader
-from generators.leakage import AdmittedRequest, LeakageRules
-from generators.manifest_index import ManifestIndex
-from generators.model_store import ModelStore
-from generators.pool_batches import CorruptBatchError, check_batch
-from generators.pool_keys import (
+from generators.errors import PoolError
+from generators.pool.api_spend import SpendLedger
+from generators.pool.batches import check_batch
+from generators.pool.dataset_registry import DatasetRegistry
+from generators.pool.generation_cost import KeyCost, key_cost
+from generators.pool.keys import (
     PoolKey,
     SlotKey,
     SyntheticRecord,
     canonical_slots,
     check_class_index,
     check_name,
-    derive_seed,
 )
-from generators.pool_maintenance import VerifyReport, clean_orphans, remove_key_folders, verify_batches
-from generators.pool_storage import PoolStorage, open_pool_root
+from generators.pool.leakage import AdmittedRequest, LeakageRules
+from generators.pool.maintenance import VerifyReport, clean_orphans, remove_key_folders, verify_batches
+from generators.pool.manifest_index import ManifestIndex
+from generators.pool.model_store import ModelStore
+from generators.pool.shards import ShardReader
+from generators.pool.storage import PoolStorage
 
 if TYPE_CHECKING:
     from generators.base import Generator
-
-__all__ = [
-    "AdmittedRequest",
-    "CorruptBatchError",
-    "LeakageError",
-    "PoolError",
-    "PoolKey",
-    "SyntheticPool",
-    "SyntheticRecord",
-    "canonical_slots",
-    "derive_seed",
-    "open_pool_root",
-]
 
 
 class SyntheticPool:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from generators.base import Generator, ProgressCallback
-from generators.ddpm_settings import WIDTH_MULTIPLE, DDPMSettings
+from generators.ddpm.settings import WIDTH_MULTIPLE, DDPMSettings
 from generators.errors import GeneratorError, check_finite_loss
 from spaces import GENERATORS
 

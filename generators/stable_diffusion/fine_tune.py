@@ -14,8 +14,8 @@ import torch
 
 from generators.base import ProgressCallback
 from generators.errors import check_finite_loss
-from generators.stable_diffusion_model import load_pipeline, native_resolution, prompt_text, to_model_images
-from generators.stable_diffusion_settings import StableDiffusionSettings
+from generators.stable_diffusion.model import load_pipeline, native_resolution, prompt_text, to_model_images
+from generators.stable_diffusion.settings import StableDiffusionSettings
 
 UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
 TEXT_ENCODER_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]

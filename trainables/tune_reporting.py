@@ -1,4 +1,5 @@
-"""The Tune side of a trial: when it checkpoints, what a checkpoint holds, and what every report carries."""
+"""What a trial reports and checkpoints to Tune: when it checkpoints, what a checkpoint holds, and what every report
+carries; `tune_trial` is the one function a Tune trial runs."""
 
 from __future__ import annotations
 

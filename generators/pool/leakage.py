@@ -7,10 +7,10 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from generators.dataset_registry import DatasetRegistry
 from generators.errors import LeakageError, PoolError
-from generators.model_store import ModelStore
-from generators.pool_keys import PoolKey, SlotKey, check_ids, examples
+from generators.pool.dataset_registry import DatasetRegistry
+from generators.pool.keys import PoolKey, SlotKey, check_ids, examples
+from generators.pool.model_store import ModelStore
 
 
 @dataclass(frozen=True)
