@@ -65,7 +65,14 @@ class Finalist:
         return ", ".join(roles)
 
     def point(self, space: SearchSpace) -> dict[str, Any]:
+        """The sample it trains from in `space` (search.stages passes it to the finalists' Tune run)."""
         return {name: value for name, value in self.values.items() if name in space.parameters}
+
+    def trained_values(self, space: SearchSpace) -> dict[str, Any]:
+        """The active values it trains with, as the finalists' Tune result has them: its point resolved in `space`.
+        A real-only twin's values (search.answer.twins.twin_space) lack the synthetic keys the space fixes, such as
+        `synthetic.generator`; resolving its point in the search space adds them back."""
+        return space.active_values(self.point(space))
 
     def generator_hash(self, space: SearchSpace) -> str | None:
         """The settings hash of the generator it draws synthetic images from; None for a real-only finalist."""

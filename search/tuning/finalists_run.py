@@ -61,14 +61,16 @@ def finalist_settings(
 def pick_checkpoints(
     finalists: list[Finalist], results: Any, space: SearchSpace, metric: str, mode: str
 ) -> list[FinalistOutcome]:
-    """Each finalist's Tune result: its best checkpoint by the searched metric (the epoch picked by validation)."""
+    """Each finalist's Tune result: its best checkpoint by the searched metric (the epoch picked by validation).
+    A result is matched by the active values it trained with, both sides resolved in `space` (Finalist.trained_values):
+    a real-only twin's own values lack the synthetic keys the space fixes."""
     by_key = {}
     for result in results or []:
         by_key[values_key(space.active_values(result.config or {}))] = result
     outcomes = []
     for finalist in finalists:
         outcome = FinalistOutcome(finalist, space.resolve(finalist.point(space)))
-        result = by_key.get(values_key(finalist.values))
+        result = by_key.get(values_key(finalist.trained_values(space)))
         frame = result.metrics_dataframe if result is not None else None
         checkpoint = best_checkpoint(result, metric, mode)
         if frame is None or frame.empty or checkpoint is None:
