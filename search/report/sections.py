@@ -7,6 +7,7 @@ import pandas as pd
 from search.answer.effect import COMPARISON_NOTE
 from search.answer.finalists import FINALIST_SEED_OFFSET
 from search.answer.pareto import COST_DEFINITION
+from search.answer.statistics import coverage_note
 from search.answer.value_curve import EQUIVALENT_METHOD, FRACTION
 from search.report.files import (
     CURVE_PLOT,
@@ -119,7 +120,8 @@ def effect_section(context: ReportContext) -> str | None:
     return (
         f"<p>{escape(sweep.metric)} with synthetic images minus the same configuration without them ({better} is "
         f"better for this metric, so a {'positive' if better == 'higher' else 'negative'} effect means synthetic "
-        f"images helped).</p>" + table(shown) + f'<p class="note">{escape(COMPARISON_NOTE)}</p>' + twins_note
+        f"images helped).</p>" + table(shown) + f'<p class="note">{escape(COMPARISON_NOTE)} '
+        f"{escape(coverage_note(sweep.repeats).capitalize())}.</p>" + twins_note
     )
 
 

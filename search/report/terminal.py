@@ -7,6 +7,7 @@ import math
 
 import pandas as pd
 
+from search.answer.statistics import PAIRED_METHOD, coverage_note
 from search.settings.sweep_config import SweepConfig
 from spaces import SearchSpace
 
@@ -56,7 +57,11 @@ def printable_effects(effects: pd.DataFrame) -> str:
         lines.append(f"  {row.synthetic:<28} real {row.real_fraction}: effect {row.effect:+.4f} {interval}, {p_value}, "
                      f"{int(row.repeats)} repeats, {int(row.epochs_compared)} epochs{note}")
     more = len(effects) - len(shown)
-    return "\n".join(lines + ([f"  ... {more} more in synthetic_effect.csv"] if more > 0 else []))
+    lines += [f"  ... {more} more in synthetic_effect.csv"] if more > 0 else []
+    repeats = effects["repeats"].dropna()
+    if len(repeats) and repeats.max() >= 2:
+        lines.append(f"  ({PAIRED_METHOD}; {coverage_note(int(repeats.max()))})")
+    return "\n".join(lines)
 
 
 def printable_finalists(document: dict) -> str:
