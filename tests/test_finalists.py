@@ -57,19 +57,24 @@ def test_finalists_are_the_top_distinct_configurations_and_the_best_real_only_on
     assert [(f.source_trial_id, f.rank, f.best_real_only, f.best_synthetic) for f in finalists] == [
         ("a", 1, False, True), ("c", 2, False, False), ("d", 3, False, False), ("e", None, True, False)
     ]
-    # A twin ranked above "e" is the best real-only configuration; one among the top is a single finalist.
+    # A twin ranked above "e" is the best real-only configuration; one among the top is a single finalist; "e",
+    # the best synthetic configuration "a" without synthetic images, joins as a's twin.
     with_twins = pd.DataFrame({"trial_id": ["a", "twin", "b", "c", "d", "e"], "status": "ok"})
-    assert [f.source_trial_id for f in choose_finalists(leaderboard, histories, 1, with_twins)] == ["a", "twin"]
+    assert [(f.source_trial_id, f.role) for f in choose_finalists(leaderboard, histories, 1, with_twins)] == [
+        ("a", "top 1"), ("twin", "best real-only"), ("e", "twin of the best synthetic")
+    ]
     top_real = pd.DataFrame({"trial_id": ["e", "a"], "status": "ok"})
+    # "e" is also "a"'s real-only twin (the same configuration without synthetic images).
     assert [(f.source_trial_id, f.role) for f in choose_finalists(top_real, histories, 2)] == [
-        ("e", "top 1, best real-only"), ("a", "top 2")
+        ("e", "top 1, best real-only, twin of the best synthetic"), ("a", "top 2")
     ]
     # The best synthetic configuration is a finalist even when the top holds none, so McNemar's test has its pair.
     assert [(f.source_trial_id, f.role) for f in choose_finalists(top_real, histories, 1)] == [
-        ("e", "top 1, best real-only"), ("a", "best synthetic")
+        ("e", "top 1, best real-only, twin of the best synthetic"), ("a", "best synthetic")
     ]
     assert choose_finalists(leaderboard, histories, 0) == [
-        Finalist("a", dict(histories[0].values), None, False, True), Finalist("e", dict(histories[4].values), None, True)
+        Finalist("a", dict(histories[0].values), None, False, True),
+        Finalist("e", dict(histories[4].values), None, True, False, True),
     ]
 
 

@@ -61,7 +61,9 @@ def test_a_real_only_twin_finalist_finds_its_result_when_the_space_fixes_a_synth
     leaderboard = pd.DataFrame({"trial_id": ["s10", "s05"], "status": "ok"})
     with_twins = pd.DataFrame({"trial_id": ["s10", "s05", "twin"], "status": "ok"})
     chosen = choose_finalists(leaderboard, histories, 2, with_twins)
-    assert [(f.source_trial_id, f.role) for f in chosen] == [("s10", "top 1"), ("s05", "top 2"), ("twin", "best real-only")]
+    assert [(f.source_trial_id, f.role) for f in chosen] == [
+        ("s10", "top 1"), ("s05", "top 2"), ("twin", "best real-only, twin of the best synthetic")
+    ]
 
     # The finalists' run trains each finalist's point in the search space (search.stages), and Tune hands back those
     # points as the results' configs.
@@ -105,3 +107,8 @@ def test_the_issues_sweep_tests_its_real_only_finalist_and_computes_mcnemar_and_
     assert "note" not in mcnemar and 0.0 <= mcnemar["p_value"] <= 1.0, mcnemar
     assert mcnemar["real_only_trial_id"] == row["finalist_trial_id"]
     assert (report / files.QUALITY_FILE).is_file()
+    # The real-only finalist is also the best synthetic one's twin: the paired effect on the test split, 3 seeds.
+    effect = document["synthetic_effect_on_test"]
+    assert effect["twin_trial_id"] == row["finalist_trial_id"] and effect["seeds"] == [1000, 1001, 1002], effect
+    balanced = effect["metrics"]["balanced_accuracy"]
+    assert balanced["repeats"] == 3 and (balanced["ci_low"] is not None or "no spread" in balanced["note"]), balanced

@@ -20,7 +20,9 @@ import numpy as np
 import pandas as pd
 
 from search.answer.statistics import INTERVAL_METHOD, MCNEMAR_METHOD, mcnemar_exact, seed_interval
+from search.answer.test_effect import paired_test_effect
 from search.answer.trial_history import TrialHistory, has_synthetic_images
+from search.answer.twins import configuration_key, twin_values
 from spaces import SearchSpace, TrialConfig, plain_value
 from trainables.checkpoint_evaluation import RepeatEvaluation
 from trainables.metrics import sanitize_class_name
@@ -52,6 +54,9 @@ class Finalist:
     rank: int | None                # its search rank when among the top k, else None
     best_real_only: bool
     best_synthetic: bool = False
+    # The best synthetic configuration with every synthetic proportion 0 (search.answer.twins), retrained on the
+    # same fresh seeds, so the test split gives the paired effect of synthetic images (search.answer.test_effect).
+    twin_of_best_synthetic: bool = False
 
     @property
     def synthetic(self) -> bool:
@@ -62,6 +67,7 @@ class Finalist:
         roles = [f"top {self.rank}"] if self.rank is not None else []
         roles += ["best real-only"] if self.best_real_only else []
         roles += ["best synthetic"] if self.best_synthetic and self.rank is None else []
+        roles += ["twin of the best synthetic"] if self.twin_of_best_synthetic else []
         return ", ".join(roles)
 
     def point(self, space: SearchSpace) -> dict[str, Any]:
@@ -92,8 +98,9 @@ def choose_finalists(
 ) -> list[Finalist]:
     """The `count` best distinct configurations of the (ranked) leaderboard, the best configuration with synthetic
     images and the best one without (McNemar's test compares those two): the real-only one from `real_only_ranking`
-    (default: the leaderboard; the driver adds the real-only twins, which trained on the search's seeds too). A
-    configuration that is several of these is one finalist."""
+    (default: the leaderboard; the driver adds the real-only twins, which trained on the search's seeds too); and
+    the best synthetic one's real-only twin (the paired test effect), a twin trial when one trained, else its values
+    with search_trial_id "". A configuration that is several of these is one finalist."""
     by_id = {history.trial_id: history for history in histories}
     ranked = [by_id[trial_id] for trial_id in _ranked_ids(leaderboard) if trial_id in by_id]
     top: dict[str, TrialHistory] = {}
@@ -105,26 +112,40 @@ def choose_finalists(
         leaderboard if real_only_ranking is None else real_only_ranking) if trial_id in by_id]
     real_only = next((history for history in candidates if not has_synthetic_images(history.values)), None)
     synthetic = next((history for history in ranked if has_synthetic_images(history.values)), None)
-    best = {
-        "real_only": values_key(real_only.values) if real_only is not None else None,
-        "synthetic": values_key(synthetic.values) if synthetic is not None else None,
-    }
-    finalists = [
-        Finalist(history.trial_id, dict(history.values), rank, key == best["real_only"], key == best["synthetic"])
-        for rank, (key, history) in enumerate(top.items(), start=1)
-    ]
-    for history, role in ((synthetic, "synthetic"), (real_only, "real_only")):
-        if history is not None and best[role] not in top:
-            finalists.append(Finalist(history.trial_id, dict(history.values), None, role == "real_only", role == "synthetic"))
+    twin = None if synthetic is None else next((
+        history for history in candidates
+        if not has_synthetic_images(history.values) and configuration_key(history.values) == configuration_key(synthetic.values)
+    ), None)
+    best = {role: values_key(history.values) if history is not None else None
+            for role, history in (("real_only", real_only), ("synthetic", synthetic), ("twin", twin))}
+    if synthetic is not None and twin is None:
+        # Its twin was not trained (--no-twins, or the budget ran out first): it trains now, as a finalist only.
+        best["twin"] = values_key(twin_values(synthetic.values))
+
+    def finalist(history: TrialHistory, rank: int | None) -> Finalist:
+        key = values_key(history.values)
+        return Finalist(history.trial_id, dict(history.values), rank, key == best["real_only"], key == best["synthetic"],
+                        key == best["twin"])
+
+    finalists = [finalist(history, rank) for rank, history in enumerate(top.values(), start=1)]
+    chosen = set(top)
+    for history in (synthetic, real_only, twin):
+        if history is not None and values_key(history.values) not in chosen:
+            chosen.add(values_key(history.values))
+            finalists.append(finalist(history, None))
+    if synthetic is not None and best["twin"] not in chosen:
+        finalists.append(Finalist("", twin_values(synthetic.values), None, False, False, True))
     return finalists
 
 
 def training_order(finalists: list[Finalist]) -> list[Finalist]:
     """The order finalists start training in, so that a time budget too short for all of them costs the least: the
     best configuration first, then the best real-only and best synthetic ones (McNemar's pair; the real-only one is
-    also the quality metrics' encoder), then the rest by rank. The report keeps `finalists`' own order."""
+    also the quality metrics' encoder) and the best synthetic one's twin (the paired test effect), then the rest by
+    rank. The report keeps `finalists`' own order."""
     def priority(finalist: Finalist) -> tuple[int, float]:
-        needed = 0 if finalist.rank == 1 else 1 if finalist.best_real_only or finalist.best_synthetic else 2
+        paired = finalist.best_real_only or finalist.best_synthetic or finalist.twin_of_best_synthetic
+        needed = 0 if finalist.rank == 1 else 1 if paired else 2
         return needed, finalist.rank if finalist.rank is not None else math.inf
     return sorted(finalists, key=priority)
 
@@ -218,6 +239,7 @@ def test_metrics_document(
         **{f"test_{name}": value for name, value in median.items()},
         "seeds": [e.seed for e in best.evaluations], "interval_method": INTERVAL_METHOD,
         "finalists": finalists, "mcnemar": mcnemar_of(outcomes, labels, mode),
+        "synthetic_effect_on_test": paired_test_effect(outcomes, labels, class_names),
     }
 
 

@@ -42,6 +42,12 @@ def twin_space(space: SearchSpace) -> SearchSpace:
     )
 
 
+def twin_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A configuration's real-only twin as twin_space would train it: its values without the synthetic ones, and
+    every synthetic proportion 0."""
+    return {**{key: value for key, value in values.items() if not is_synthetic_key(key)}, "synthetic.proportion": 0.0}
+
+
 def twin_points(histories: Iterable[TrialHistory], twins: SearchSpace) -> list[dict[str, Any]]:
     """The twin samples still missing: one per distinct synthetic configuration without a real-only trial."""
     histories = list(histories)

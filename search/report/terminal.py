@@ -86,4 +86,22 @@ def printable_finalists(document: dict) -> str:
                      f"p {mcnemar['p_value']:.3g}")
     else:
         lines.append(f"  McNemar: {mcnemar['note']}")
-    return "\n".join(lines)
+    return "\n".join(lines + printable_test_effect(document.get("synthetic_effect_on_test")))
+
+
+def printable_test_effect(effect: dict | None) -> list[str]:
+    """The paired effect of synthetic images on the test split (search.answer.test_effect), one line per metric."""
+    if effect is None:
+        return []
+    if "metrics" not in effect:
+        return [f"  Synthetic images on the test split: {effect['note']}"]
+    lines = [f"  Synthetic images on the test split, best synthetic finalist vs its real-only twin on seeds "
+             f"{' '.join(str(seed) for seed in effect['seeds'])} ({effect['method']}):"]
+    for name, value in effect["metrics"].items():
+        if value["effect"] is None:
+            lines.append(f"    {name}: {value['note']}")
+            continue
+        interval = (f"[{value['ci_low']:+.4f}, {value['ci_high']:+.4f}], p {value['p_value']:.3g}"
+                    if value["ci_low"] is not None else value["note"])
+        lines.append(f"    {name} {value['effect']:+.4f} {interval}")
+    return lines
