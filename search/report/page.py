@@ -25,6 +25,10 @@ body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans
 h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { font-size: 1.25em; border-bottom: 1px solid #ccc; margin-top: 1.8em; }
 h3 { font-size: 1.05em; }
 table { border-collapse: collapse; font-size: 0.82em; margin: 0.6em 0; page-break-inside: avoid; }
+.table-box { max-width: 100%; overflow-x: auto; margin: 0.6em 0; } .table-box table { margin: 0; }
+p, li, figcaption, pre { overflow-wrap: anywhere; }
+.answer { background: #f4f8fc; border-left: 3px solid #3b78b8; padding: 0.2em 1em 0.4em; }
+.answer li { margin: 0.35em 0; }
 th, td { border: 1px solid #d0d0d0; padding: 0.2em 0.45em; text-align: right; }
 th { background: #f2f2f2; } td.text, th.text { text-align: left; }
 figure { margin: 0.8em 0; page-break-inside: avoid; } figure img { max-width: 100%; height: auto; }
@@ -32,7 +36,8 @@ figcaption, .note { font-size: 0.85em; color: #555; }
 .missing { color: #8a6d00; background: #fff8e1; padding: 0.4em 0.7em; border-left: 3px solid #e0b000; }
 pre { background: #f7f7f7; padding: 0.6em; font-size: 0.85em; white-space: pre-wrap; }
 section { page-break-inside: auto; }
-@media print { body { max-width: none; margin: 0; } h2 { page-break-after: avoid; } }
+@media print { body { max-width: none; margin: 0; } h2 { page-break-after: avoid; }
+               .table-box { overflow-x: visible; } table { font-size: 0.7em; } }
 """
 
 
@@ -77,7 +82,8 @@ def image(path: Path, caption: str = "") -> str:
 
 
 def table(frame: pd.DataFrame, digits: int = 4) -> str:
-    """A plain HTML table: numbers right-aligned to `digits` significant digits, text left-aligned, NaN blank."""
+    """A plain HTML table: numbers right-aligned to `digits` significant digits, text left-aligned, NaN blank. It sits
+    in a box of the page's width that scrolls sideways when the table is wider (a leaderboard of many columns)."""
     head = "".join(f'<th class="{_kind(frame[column])}">{escape(column)}</th>' for column in frame.columns)
     body = []
     for _, row in frame.iterrows():
@@ -85,7 +91,7 @@ def table(frame: pd.DataFrame, digits: int = 4) -> str:
             f'<td class="{_kind(frame[column])}">{escape(_format(row[column], digits))}</td>' for column in frame.columns
         )
         body.append(f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f'<div class="table-box"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
 def _kind(column: pd.Series) -> str:

@@ -9,6 +9,7 @@ from search.answer.finalists import FINALIST_SEED_OFFSET
 from search.answer.pareto import COST_DEFINITION
 from search.answer.statistics import coverage_note
 from search.answer.value_curve import EQUIVALENT_METHOD, FRACTION
+from search.report.answer_section import answer_section
 from search.report.files import (
     CURVE_PLOT,
     EFFECT_FILE,
@@ -247,6 +248,7 @@ def cost_section(context: ReportContext) -> str | None:
 
 
 SECTIONS: list[ReportSection] = [
+    ReportSection("The answer", answer_section),
     ReportSection("The question and the dataset", question_and_dataset),
     ReportSection("Leaderboard", leaderboard_section, "no trial reported a result"),
     ReportSection(
