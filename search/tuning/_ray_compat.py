@@ -2,9 +2,11 @@
 
 Where a public API does the job the sweep uses it; what is here has none: Ray's W&B callback offers no hook to
 quiet its logging actors or to finish the runs of trials the time budget stopped, Tune has no public call for its
-graceful stop (only the SIGUSR1 handler it installs while it runs), and two of Ray's loggers are named after
-private modules. `check_ray_internals()` lists what a new Ray release changed; tests/test_ray_compat.py runs it, so
-an upgrade fails there, loudly, instead of at the end of a sweep.
+graceful stop (only the SIGUSR1 handler it installs while it runs), two of Ray's loggers are named after private
+modules, and Tune's default output engine takes no progress reporter (an environment variable selects the one that
+does, whose reporter reads an empty list of parameter columns as "all of them"). `check_ray_internals()` lists what
+a new Ray release changed; tests/test_ray_compat.py runs it, so an upgrade fails there, loudly, instead of at the
+end of a sweep.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Callable
 from types import FrameType
 
 from ray.air.integrations.wandb import WandbLoggerCallback, _QueueItem, _WandbLoggingActor
+from ray.tune import CLIReporter
 
 RAY_VERSION_CHECKED = "2.60.0"
 
@@ -45,6 +48,52 @@ def hide_trials_without_results_warning() -> None:
     logger = logging.getLogger(RESULTS_LOGGER)
     if not any(isinstance(existing, _WithoutResultFiles) for existing in logger.filters):
         logger.addFilter(_WithoutResultFiles())
+
+
+# Tune's default output engine (ray.tune.experimental.output, Ray 2.5 on) ignores RunConfig(progress_reporter) with
+# a warning and prints every finished trial's whole last result as a box (the sweep's ~60 metrics: most of a sweep's
+# terminal output), with no option to leave them out. "0" selects the engine that takes a progress reporter, where
+# RunConfig(verbose=1) prints the reporter's status and no result per trial.
+TUNE_OUTPUT_ENGINE_ENV = "RAY_AIR_NEW_OUTPUT"
+
+
+def use_tune_progress_reporter() -> None:
+    """In the driver, before a Tuner runs: Tune's status table comes from RunConfig(progress_reporter). Set, not
+    defaulted: the reporter is how the sweep keeps its terminal readable, and the other engine would only warn that
+    it ignores it."""
+    os.environ[TUNE_OUTPUT_ENGINE_ENV] = "0"
+
+
+class NoParameterColumns(list):
+    """An empty list of parameter columns that Ray's CLIReporter keeps: it reads a false one as "every parameter"
+    (`parameter_columns or []`, `if not parameter_columns`), which for a sweep is ten to twenty columns. The sweep
+    shows the configuration values it wants as metric columns `config/<key>` instead, which Ray leaves out while no
+    trial has them (a conditional parameter, a space without synthetic images)."""
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def _reporter_shows_no_parameter_columns() -> bool:
+    from ray.tune.experiment.trial import Trial
+    from ray.tune.utils import log
+
+    storage = type("Storage", (), {"experiment_driver_staging_path": "", "trial_driver_staging_path": ""})()
+    trial = Trial(
+        "__check", config={"planted_parameter": 1}, evaluated_params={"planted_parameter": 1}, stub=True, storage=storage
+    )
+    trial.update_last_result({"planted_metric": 0.5})
+    reporter = CLIReporter(
+        metric_columns=["planted_metric"], parameter_columns=NoParameterColumns(), print_intermediate_tables=True
+    )
+    # The table is drawn only at a verbosity of 1 or more (Tune sets the level from RunConfig.verbose).
+    level = log.verbosity
+    log.set_verbosity(1)
+    try:
+        table = reporter._progress_str([trial], done=True)
+    finally:
+        log.set_verbosity(level)
+    return "planted_metric" in table and "planted_parameter" not in table
 
 
 TuneStopHandler = Callable[[int, FrameType | None], object]
@@ -113,6 +162,24 @@ def check_ray_internals() -> list[str]:
         if name == RESULTS_LOGGER and MISSING_RESULTS_MESSAGE not in inspect.getsource(module):
             problems.append(f"{name} no longer warns {MISSING_RESULTS_MESSAGE!r}: the filter hides nothing")
     tune_source = inspect.getsource(importlib.import_module("ray.tune.tune"))
+    output = importlib.import_module("ray.tune.experimental.output")
+    previous = os.environ.get(TUNE_OUTPUT_ENGINE_ENV)
+    try:
+        os.environ[TUNE_OUTPUT_ENGINE_ENV] = "0"
+        chosen = output.get_air_verbosity(1)
+    finally:
+        if previous is None:
+            os.environ.pop(TUNE_OUTPUT_ENGINE_ENV)
+        else:
+            os.environ[TUNE_OUTPUT_ENGINE_ENV] = previous
+    if chosen is not None or "progress_reporter or _detect_reporter(" not in tune_source:
+        problems.append(f"{TUNE_OUTPUT_ENGINE_ENV}=0 no longer selects the output engine that takes a progress reporter: "
+                        "every finished trial's result box is back on the terminal")
+    try:
+        if not _reporter_shows_no_parameter_columns():
+            problems.append("CLIReporter(parameter_columns=NoParameterColumns()) shows parameter columns again")
+    except Exception as error:
+        problems.append(f"CLIReporter's table could not be drawn for a planted trial: {error!r}")
     if "signal.SIGUSR1" not in tune_source or "experiment_interrupted_event.set()" not in tune_source:
         problems.append("ray.tune.tune no longer stops a run on SIGUSR1: Ctrl-C cannot save the experiment's state")
     if not hasattr(_QueueItem, "END"):

@@ -10,12 +10,63 @@ from typing import Any
 
 from ray import tune
 from ray.tune import ResultGrid
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 
 from search.settings.sweep_config import SweepConfig
-from search.tuning._ray_compat import hide_trials_without_results_warning
+from search.tuning._ray_compat import NoParameterColumns, hide_trials_without_results_warning, use_tune_progress_reporter
 from search.tuning.searchers import GridPoints, SearchPlan
 from trainables.tune_reporting import trial_finished
+
+# Tune's status table: this often while a run goes on (and once, every trial in it, at its end), this many trials in
+# it. A sweep of a few minutes gets a few, next to the sweep's own progress bars.
+STATUS_EVERY_S = 60
+STATUS_ROWS = 10
+
+
+def status_columns(metric: str) -> dict[str, str]:
+    """The status table's columns after trial name, status and place, by result key: the configuration values a
+    person follows a sweep by (`config/<key>`: shown once some trial has the key, so not for a space without
+    synthetic images), the epochs trained, the searched metric and its spread over seeds. The rest of every result is
+    in the trials' result files and the report."""
+    return {
+        "config/synthetic.proportion": "synthetic.proportion", "config/synthetic.generator": "synthetic.generator",
+        "epoch": "epoch", metric: metric, f"{metric}_std": f"{metric}_std",
+    }
+
+
+class SweepStatusReporter(tune.CLIReporter):
+    """Tune's status (trials by state, resources, the scheduler's rungs, errored trials and their error files) with
+    `status_columns` only, and the best trial so far by its metric alone."""
+
+    def __init__(self, metric: str, mode: str) -> None:
+        columns = status_columns(metric)
+        super().__init__(
+            metric_columns=columns, parameter_columns=NoParameterColumns(), max_report_frequency=STATUS_EVERY_S,
+            max_progress_rows=STATUS_ROWS, print_intermediate_tables=True,
+            max_column_length=max(len(header) for header in columns.values()),
+        )
+        self.best_of = (metric, mode)
+
+    def set_search_properties(self, metric: str | None, mode: str | None) -> bool:
+        # Tune passes the run's metric and mode; kept from Ray's reporter, whose best-trial line lists every
+        # parameter (or, with parameter columns, raises for one the best trial lacks). `report` writes the line.
+        return True
+
+    def report(self, trials: list[Trial], done: bool, *sys_info: str) -> None:
+        super().report(trials, done, *sys_info, *best_trial_line(trials, *self.best_of))
+
+
+def best_trial_line(trials: list[Trial], metric: str, mode: str) -> list[str]:
+    scored = [
+        (value, trial) for trial in trials
+        if isinstance(value := trial.last_result.get(metric), int | float) and not math.isnan(value)
+    ]
+    if not scored or mode not in ("max", "min"):
+        return []
+    value, trial = (max if mode == "max" else min)(scored, key=lambda pair: pair[0])
+    # The latest epoch's, as in the table (the leaderboard ranks trials by their best epoch).
+    return [f"Current best trial: {trial} with {metric}={value:.4f} at its latest epoch"]
 
 
 def run_config(sweep: SweepConfig, name: str, storage_path: str, callbacks: list) -> tune.RunConfig:
@@ -32,7 +83,10 @@ def run_config(sweep: SweepConfig, name: str, storage_path: str, callbacks: list
         # A trial that has trained its planned epochs stops before the scheduler sees the
         # result, so PBT never clones into a finished trial.
         stop=stop_after_planned_epochs,
+        # With Tune's progress reporter engine (_quiet_tune): the reporter's status, and no result per trial (2 and 3
+        # print one line or every metric per trial and epoch). A failed trial's traceback is Tune's error log.
         verbose=1,
+        progress_reporter=SweepStatusReporter(sweep.metric, sweep.mode),
     )
 
 
@@ -47,6 +101,8 @@ def _quiet_tune() -> None:
     # a deleted one) and warns each time that happens within 5 s; that is the intended cost, not news.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     hide_trials_without_results_warning()
+    # Tune's default output engine ignores RunConfig(progress_reporter) and prints every finished trial's whole result.
+    use_tune_progress_reporter()
 
 
 def _fit(
