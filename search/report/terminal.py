@@ -67,17 +67,18 @@ def printable_effects(effects: pd.DataFrame) -> str:
 def printable_finalists(document: dict) -> str:
     """test_metrics.json's finalists, one line each, and McNemar's test."""
     lines = []
+    width = max((len(finalist["role"]) for finalist in document["finalists"]), default=0)
     for finalist in document["finalists"]:
         test = finalist["test"]
         if not finalist["seeds"]:
-            lines.append(f"  {finalist['role']:<24} {finalist['note']}")
+            lines.append(f"  {finalist['role']:<{width}} {finalist['note']}")
             continue
         parts = []
         for name in ("balanced_accuracy", "auroc"):
             value = test[name]
             interval = f" [{value['ci_low']:.3f}, {value['ci_high']:.3f}]" if not math.isnan(value["ci_low"]) else ""
             parts.append(f"{name} {value['mean']:.4f}{interval}")
-        lines.append(f"  {finalist['role']:<24} {'synthetic' if finalist['synthetic'] else 'real-only':<9} "
+        lines.append(f"  {finalist['role']:<{width}} {'synthetic' if finalist['synthetic'] else 'real-only':<9} "
                      + ", ".join(parts) + f" ({len(finalist['seeds'])} seeds)")
     mcnemar = document["mcnemar"]
     if "p_value" in mcnemar:
