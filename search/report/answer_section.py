@@ -182,7 +182,7 @@ def _test_effect_item(metrics: Mapping[str, Any], config: Mapping[str, Any]) -> 
         words = effect_words(values.get("effect"), values.get("ci_low"), values.get("ci_high"), values.get("p_value"),
                              values.get("repeats"), values.get("note"), higher_is_better=True)
         parts.append(f"{_metric_name(name)} {words}")
-    notes = " ".join(escape(text) for text in (effect.get("method"), effect.get("coverage")) if text)
+    notes = "; ".join(escape(text) for text in (effect.get("method"), effect.get("coverage")) if text)
     return (f"{label} ({escape(whom)}: finalist trial {escape(synthetic)} against its real-only twin {escape(twin)}, "
             f"the same configuration with synthetic proportion 0, paired on the same seeds{escape(seed_words)}): "
             f"{escape('; '.join(parts) or 'no metric')}." + (f'<br><span class="note">{notes}</span>' if notes else ""))
