@@ -82,8 +82,9 @@ def test_a_real_only_twin_finalist_finds_its_result_when_the_space_fixes_a_synth
 
 @pytest.mark.slow
 def test_the_issues_sweep_tests_its_real_only_finalist_and_computes_mcnemar_and_quality(
-    tmp_path: Path, ray_cluster: None
+    tmp_path: Path, module_ray: None
 ) -> None:
+    # module_ray, not the session's ray_cluster: modules after this one (test_run_validation) check no Ray is up.
     from search.run import main
 
     space_path = tmp_path / "space.yaml"
