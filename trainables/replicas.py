@@ -107,7 +107,9 @@ def normalization_of(trial: TrialConfig, data: SearchData) -> tuple[tuple[float,
 def build_replica(
     trial: TrialConfig, data: SearchData, seed: int, device: torch.device, synthetic_source: SyntheticSource | None = None
 ) -> Replica:
-    real_indices = real_subset_indices(data.train.labels, fractions_by_class_index(trial.real_fraction, data), seed)
+    real_indices = real_subset_indices(
+        data.train.labels, fractions_by_class_index(trial.real_fraction, data), seed, data.train.groups
+    )
     real_images = torch.from_numpy(data.train.images[real_indices])  # fancy indexing copies: writable
     real_labels = torch.from_numpy(data.train.labels[real_indices])
     synthetic = (
@@ -119,8 +121,11 @@ def build_replica(
     torch.manual_seed(seed)
     model = build_model(trial, data).to(device)
     optimizer = create_optimizer(
-        trial.optimizer.name, trainable_parameters(model), lr=trial.optimizer.lr,
-        weight_decay=trial.optimizer.weight_decay, momentum=trial.optimizer.momentum,
+        trial.optimizer.name,
+        trainable_parameters(model),
+        lr=trial.optimizer.lr,
+        weight_decay=trial.optimizer.weight_decay,
+        momentum=trial.optimizer.momentum,
     )
     factor = LearningRateFactor(trial.optimizer.schedule, trial.optimizer.warmup_epochs, trial.training.epochs)
     scheduler = create_lr_scheduler(optimizer, factor, base_lr=trial.optimizer.lr)
@@ -129,7 +134,16 @@ def build_replica(
     # Only float16 autocast needs loss scaling; bfloat16 has float32's range.
     grad_scaler = torch.amp.GradScaler(device.type) if mixed_precision_dtype(device) == torch.float16 else None
     return Replica(
-        seed, real_indices, images, labels, mixed.is_synthetic, mixed.draws, model, optimizer, scheduler, loss_function,
+        seed,
+        real_indices,
+        images,
+        labels,
+        mixed.is_synthetic,
+        mixed.draws,
+        model,
+        optimizer,
+        scheduler,
+        loss_function,
         grad_scaler,
     )
 
@@ -223,7 +237,10 @@ def save_replicas(
         best = BestEpoch(epoch, metrics, stored_weights(replicas) if with_weights else None)
     weights = best.weights if with_weights and best.weights is not None else [None] * len(replicas)
     state = {
-        "epoch": epoch, "metrics": metrics, "best_epoch": best.epoch, "best_metrics": best.metrics,
+        "epoch": epoch,
+        "metrics": metrics,
+        "best_epoch": best.epoch,
+        "best_metrics": best.metrics,
         "progress": progress or {},
         "replicas": [replica.evaluation_state(each) for replica, each in zip(replicas, weights, strict=True)],
     }
@@ -241,7 +258,13 @@ def load_saved_trial(directory: Path) -> SavedTrial:
     # Checkpoints written before the progress moved out of the training state kept it there.
     progress = saved.get("progress") or (training or {}).get("progress") or {}
     return SavedTrial(
-        saved["epoch"], saved["metrics"], saved["best_epoch"], saved["best_metrics"], saved["replicas"], training, progress,
+        saved["epoch"],
+        saved["metrics"],
+        saved["best_epoch"],
+        saved["best_metrics"],
+        saved["replicas"],
+        training,
+        progress,
         directory,
     )
 

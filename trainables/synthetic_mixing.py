@@ -66,7 +66,7 @@ def generator_fit_subset(data: SearchData, fit_fractions: Mapping[int, float], s
     seed, so it lies inside every trial's real subset for that seed and no trial sees a generator
     that learnt from images outside its own subset.
     """
-    indices = real_subset_indices(data.train.labels, dict(fit_fractions), seed)
+    indices = real_subset_indices(data.train.labels, dict(fit_fractions), seed, data.train.groups)
     return indices, real_subset_identity(data.name, data.train.ids[indices])
 
 
@@ -92,8 +92,10 @@ class SyntheticSource:
         """The key of the images a trial of repeat `seed` may take from this generator."""
         fit_subset = generator_fit_subset(data, self.fit_fractions, seed)[1] if settings.needs_fit else None
         return PoolKey(
-            generator=settings.generator, settings_hash=settings.settings_hash,
-            dataset=pool_dataset_name(data), fit_subset=fit_subset,
+            generator=settings.generator,
+            settings_hash=settings.settings_hash,
+            dataset=pool_dataset_name(data),
+            fit_subset=fit_subset,
         )
 
 
@@ -117,8 +119,8 @@ class SyntheticDraw:
 class MixedTrainingSet:
     """Real and synthetic training images together; each sample knows whether it is synthetic."""
 
-    images: torch.Tensor        # uint8 [N, C, H, W]
-    labels: torch.Tensor        # int64 [N]
+    images: torch.Tensor  # uint8 [N, C, H, W]
+    labels: torch.Tensor  # int64 [N]
     is_synthetic: torch.Tensor  # bool [N]
     draws: tuple[SyntheticDraw, ...]  # where the synthetic samples, in order, came from
 

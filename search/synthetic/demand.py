@@ -12,7 +12,7 @@ import numpy as np
 
 from spaces import ConfigError, GeneratorSettings, SearchSpace, TrialConfig
 from trainables.datasets import SearchData
-from trainables.real_subset import real_subset_counts
+from trainables.real_subset import largest_real_subset_counts
 from trainables.replicas import fractions_by_class_index
 from trainables.synthetic_mixing import synthetic_counts
 
@@ -47,9 +47,9 @@ def _keys_and_conditions(space: SearchSpace, chosen: Callable[[str], bool]) -> l
     for key in keys:
         if _is_generator_key(key) and space.parameters[key].choice is None:
             raise ConfigError(
-                f"parameters[{key!r}]", space.parameters[key].kind,
-                "generators are prepared (fit, loaded) before trials start, so their name and settings need "
-                "`choice` values",
+                f"parameters[{key!r}]",
+                space.parameters[key].kind,
+                "generators are prepared (fit, loaded) before trials start, so their name and settings need `choice` values",
             )
     return keys
 
@@ -62,7 +62,8 @@ def synthetic_trials(space: SearchSpace, chosen: Callable[[str], bool]) -> Itera
     combinations = math.prod(len(values) for values in corners)
     if combinations > MAXIMUM_COMBINATIONS:
         raise ConfigError(
-            "parameters", f"{combinations} combinations of {', '.join(keys)}",
+            "parameters",
+            f"{combinations} combinations of {', '.join(keys)}",
             f"at most {MAXIMUM_COMBINATIONS} combinations of the parameters that decide synthetic images are "
             "enumerated before trials; give fewer choices, or pass --no-pregenerate",
         )
@@ -91,11 +92,12 @@ def generator_uses(space: SearchSpace) -> list[GeneratorSettings]:
 def generator_demands(space: SearchSpace, data: SearchData) -> list[GeneratorDemand]:
     """Every generator (and settings) a trial can draw, with its largest demand per class on this dataset.
     Counts grow with proportions and, in either mode, with real fractions, so the largest lies on the corners."""
-    class_sizes = data.train.class_counts(data.num_classes)
     demands: dict[tuple[str, str], GeneratorDemand] = {}
     for trial in synthetic_trials(space, _decides_synthetic_images):
         settings = trial.synthetic.settings
-        real_counts = real_subset_counts(class_sizes, fractions_by_class_index(trial.real_fraction, data))
+        real_counts = largest_real_subset_counts(
+            data.train.labels, data.num_classes, fractions_by_class_index(trial.real_fraction, data), data.train.groups
+        )
         counts = synthetic_counts(trial.synthetic, real_counts, data)
         demand = demands.setdefault(
             (settings.generator, settings.settings_hash), GeneratorDemand(settings, np.zeros(data.num_classes, np.int64))

@@ -11,11 +11,10 @@ from functools import cached_property
 
 import numpy as np
 
-from trainables.errors import TrainableInputError
+from trainables.datasets.errors import DatasetError
+from trainables.datasets.patients import check_patients_apart, partition_signature
 
-
-class DatasetError(TrainableInputError):
-    """A data source cannot be loaded or is inconsistent; the message names the file or value."""
+__all__ = ["DatasetError", "DatasetSplits", "ImageSet", "SearchData"]
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:
@@ -28,11 +27,13 @@ def _read_only(array: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, eq=False)
 class ImageSet:
-    """Images (uint8 [N, C, H, W]), labels (int64 [N]) and stable ids (str [N]) of one split."""
+    """Images (uint8 [N, C, H, W]), labels (int64 [N]), stable ids (str [N]) of one split and, where the source knows
+    them, patient keys (str [N], salted hashes: `trainables.datasets.patients`); None means one patient per image."""
 
     images: np.ndarray
     labels: np.ndarray
     ids: np.ndarray
+    groups: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         images = np.asarray(self.images)
@@ -40,28 +41,29 @@ class ImageSet:
         ids = np.asarray(self.ids)
         if images.dtype != np.uint8 or images.ndim != 4:
             raise DatasetError(
-                f"images must be a uint8 array shaped [N, C, H, W], got dtype {images.dtype} "
-                f"and shape {images.shape}"
+                f"images must be a uint8 array shaped [N, C, H, W], got dtype {images.dtype} and shape {images.shape}"
             )
         if images.shape[1] not in (1, 3):
-            raise DatasetError(
-                f"images must have 1 (grayscale) or 3 (RGB) channels in axis 1, got shape {images.shape}"
-            )
+            raise DatasetError(f"images must have 1 (grayscale) or 3 (RGB) channels in axis 1, got shape {images.shape}")
         if labels.ndim != 1 or len(labels) != len(images):
             raise DatasetError(
-                f"labels must be shaped [N] with N = {len(images)} (the number of images), "
-                f"got shape {labels.shape}"
+                f"labels must be shaped [N] with N = {len(images)} (the number of images), got shape {labels.shape}"
             )
         if len(labels) and not np.issubdtype(labels.dtype, np.integer):
             raise DatasetError(f"labels must be integers, got dtype {labels.dtype}")
         if len(labels) and labels.min() < 0:
             raise DatasetError(f"labels must be >= 0, got {int(labels.min())}")
         if ids.shape != (len(images),):
-            raise DatasetError(
-                f"ids must be shaped [N] with N = {len(images)} (the number of images), got shape {ids.shape}"
-            )
+            raise DatasetError(f"ids must be shaped [N] with N = {len(images)} (the number of images), got shape {ids.shape}")
         if ids.dtype.kind != "U":
             ids = ids.astype(str)
+        if self.groups is not None:
+            groups = np.asarray(self.groups)
+            if groups.shape != (len(images),):
+                raise DatasetError(
+                    f"patient groups must be shaped [N] with N = {len(images)} (the number of images), got shape {groups.shape}"
+                )
+            object.__setattr__(self, "groups", _read_only(groups.astype(str, copy=False)))
         object.__setattr__(self, "images", _read_only(images))
         object.__setattr__(self, "labels", _read_only(labels.astype(np.int64, copy=False)))
         object.__setattr__(self, "ids", _read_only(ids))
@@ -80,22 +82,32 @@ class ImageSet:
         if indices.size == 0:
             indices = indices.astype(np.int64)
         if indices.ndim != 1 or not np.issubdtype(indices.dtype, np.integer):
-            raise DatasetError(
-                f"subset indices must be a 1-d integer array, got dtype {indices.dtype} and shape {indices.shape}"
-            )
+            raise DatasetError(f"subset indices must be a 1-d integer array, got dtype {indices.dtype} and shape {indices.shape}")
         if indices.size and (indices.min() < 0 or indices.max() >= len(self)):
             raise DatasetError(
-                f"subset indices must lie in [0, {len(self) - 1}], got values from "
-                f"{int(indices.min())} to {int(indices.max())}"
+                f"subset indices must lie in [0, {len(self) - 1}], got values from {int(indices.min())} to {int(indices.max())}"
             )
-        return ImageSet(images=self.images[indices], labels=self.labels[indices], ids=self.ids[indices])
+        groups = None if self.groups is None else self.groups[indices]
+        return ImageSet(images=self.images[indices], labels=self.labels[indices], ids=self.ids[indices], groups=groups)
+
+    @property
+    def patients(self) -> np.ndarray:
+        """Each image's patient: its key where patients are known, else its own id (one patient per image)."""
+        return self.ids if self.groups is None else self.groups
+
+    def patient_count(self) -> int:
+        return len(np.unique(self.patients))
+
+    def patient_counts(self, num_classes: int) -> np.ndarray:
+        """Patients with at least one image of each class (int64 [num_classes]); one patient may count in two."""
+        pairs = set(zip(self.patients.tolist(), self.labels.tolist()))
+        return np.bincount([label for _, label in pairs], minlength=num_classes).astype(np.int64)
 
     def class_counts(self, num_classes: int) -> np.ndarray:
         """Number of images of each class 0..num_classes-1 (int64 [num_classes])."""
         if len(self) and self.labels.max() >= num_classes:
             raise DatasetError(
-                f"label {int(self.labels.max())} is out of range for {num_classes} classes "
-                f"(allowed 0..{num_classes - 1})"
+                f"label {int(self.labels.max())} is out of range for {num_classes} classes (allowed 0..{num_classes - 1})"
             )
         return np.bincount(self.labels, minlength=num_classes).astype(np.int64)
 
@@ -144,19 +156,27 @@ class SearchData(_TrainAndValidation):
 
     @cached_property
     def fingerprint(self) -> str:
-        """16 hex digits of sha256 over the training images as preprocessed, their labels, ids and the class
-        names: what synthetic images are made from. A folder's name does not identify its content."""
+        """16 hex digits of sha256 over the training images as preprocessed, their labels, ids, the class names and
+        the patient grouping (salt-free; none for sources without patients, so their pools keep their names): what
+        synthetic images are made from, and which real subsets a generator's fit subset can be."""
         digest = hashlib.sha256()
         digest.update(json.dumps([list(self.class_names), list(self.train.images.shape)]).encode("utf-8"))
         for array in (self.train.images, self.train.labels, self.train.ids):
             digest.update(np.ascontiguousarray(array).tobytes())
+        digest.update(partition_signature(self.train.groups))
         return digest.hexdigest()[:16]
 
 
 def _describe_counts(split_name: str, image_set: ImageSet, class_names: tuple[str, ...]) -> str:
     counts = image_set.class_counts(len(class_names))
-    per_class = ", ".join(f"{name} {count}" for name, count in zip(class_names, counts))
-    return f"  {split_name:<5} {len(image_set):>6}: {per_class}"
+    if image_set.groups is None:
+        per_class = ", ".join(f"{name} {count}" for name, count in zip(class_names, counts))
+        return f"  {split_name:<5} {len(image_set):>6}: {per_class}"
+    patients = image_set.patient_counts(len(class_names))
+    per_class = ", ".join(
+        f"{name} {count} ({patient_count} patients)" for name, count, patient_count in zip(class_names, counts, patients)
+    )
+    return f"  {split_name:<5} {len(image_set):>6} images of {image_set.patient_count()} patients: {per_class}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,6 +184,8 @@ class DatasetSplits(_TrainAndValidation):
     """Train and validation in memory, and a loader for the test split that the search never calls."""
 
     test_loader: Callable[[], ImageSet] = field(repr=False)
+    # Files --skip-unreadable left out, each as "<id>: <why>" (never a patient attribute).
+    skipped_files: tuple[str, ...] = ()
     _loaded_test: list[ImageSet] = field(default_factory=list, init=False, repr=False)
 
     def load_test(self) -> ImageSet:
@@ -177,13 +199,13 @@ class DatasetSplits(_TrainAndValidation):
                     f"but train images are {expected_shape}"
                 )
             test.class_counts(self.num_classes)  # raises on labels out of range
+            if test.groups is not None:
+                check_patients_apart(self.name, {"train": self.train.patients, "val": self.val.patients, "test": test.patients})
             self._loaded_test.append(test)
         return self._loaded_test[0]
 
     def for_search(self) -> SearchData:
-        return SearchData(
-            name=self.name, class_names=self.class_names, ordinal=self.ordinal, train=self.train, val=self.val
-        )
+        return SearchData(name=self.name, class_names=self.class_names, ordinal=self.ordinal, train=self.train, val=self.val)
 
     def describe(self, include_test: bool = False) -> str:
         """Counts per class of each split, image size and channels. The test split is counted
@@ -198,4 +220,11 @@ class DatasetSplits(_TrainAndValidation):
             lines.append(_describe_counts("test", self.load_test(), self.class_names))
         else:
             lines.append("  test  held back: read only by the final evaluation")
+        if self.train.groups is not None:
+            lines.append("  patients: each patient's images lie in one split, and real subsets keep whole patients")
+        if self.skipped_files:
+            lines.append(
+                f"  skipped {len(self.skipped_files)} unreadable file{'s' if len(self.skipped_files) > 1 else ''} "
+                f"(--skip-unreadable), e.g. {self.skipped_files[0]}"
+            )
         return "\n".join(lines)
