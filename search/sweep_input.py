@@ -20,7 +20,7 @@ from search.synthetic.demand import GeneratorDemand, generator_demands, generato
 from search.tuning.schedulers import SCHEDULERS
 from search.tuning.searchers import SEARCHERS, SearchGoal, SearchPlan
 from spaces import ConfigError, SearchSpace, list_presets
-from trainables.datasets import DatasetSplits, describe_sources, load_dataset
+from trainables.datasets import DatasetSplits, ManifestColumns, describe_sources, load_dataset
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,14 @@ def prepare(argv: Sequence[str] | None) -> PreparedSweep:
     space = sweep.search_space()
     image_size = sweep.image_size if sweep.image_size is not None else (32 if sweep.data == "phantom" else None)
     dataset = load_dataset(
-        sweep.data, image_size=image_size, channels=sweep.channels, seed=sweep.seed,
-        split_fractions=sweep.split_fractions, phantom_count=sweep.phantom_count, ordinal=sweep.ordinal,
+        sweep.data,
+        image_size=image_size,
+        channels=sweep.channels,
+        seed=sweep.seed,
+        split_fractions=sweep.split_fractions,
+        phantom_count=sweep.phantom_count,
+        ordinal=sweep.ordinal,
+        **reading_options(sweep),
     )
     search_data = dataset.for_search()
     check_metric(sweep, search_data)
@@ -72,6 +78,27 @@ def prepare(argv: Sequence[str] | None) -> PreparedSweep:
     return PreparedSweep(sweep, space, dataset, search_plan, scheduler, demands, smallest_fractions(trials, search_data))
 
 
+def reading_options(sweep: SweepConfig) -> dict:
+    """How the data's files are read, where its patients come from and a manifest's columns: `LoadOptions` fields."""
+    manifest = ManifestColumns(
+        image_root=sweep.image_root,
+        path=sweep.path_column,
+        label=sweep.label_column,
+        split=sweep.split_column,
+        patient=sweep.patient_column,
+        class_names=sweep.class_names,
+    )
+    return {
+        "data_format": sweep.data_format,
+        "window": sweep.window,
+        "dicom_frame": sweep.dicom_frame,
+        "slices": sweep.slices,
+        "skip_unreadable": sweep.skip_unreadable,
+        "patient_from_filename": sweep.patient_from_filename,
+        "manifest": manifest,
+    }
+
+
 def resumed_settings(sweep: SweepConfig, given: dict, source: str | None) -> SweepConfig:
     """--resume continues the sweep as it was started: its recorded settings and its space as it was then (a
     preset or file changed since does not change it), under what this command gives (--ray-address on a new
@@ -82,7 +109,10 @@ def resumed_settings(sweep: SweepConfig, given: dict, source: str | None) -> Swe
     recorded = recorded_settings(report_dir, experiment_uri)
     if recorded is None:
         elsewhere = f" or {experiment_uri}/{RECORD_FILE}" if experiment_uri else ""
-        print(f"No record of sweep {sweep.name!r} at {report_dir / RECORD_FILE}{elsewhere}: resuming with the settings "
-              "given", file=sys.stderr, flush=True)
+        print(
+            f"No record of sweep {sweep.name!r} at {report_dir / RECORD_FILE}{elsewhere}: resuming with the settings given",
+            file=sys.stderr,
+            flush=True,
+        )
         return sweep
     return validate_sweep_config(merge(recorded, given), source)

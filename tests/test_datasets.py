@@ -109,9 +109,7 @@ def test_folder_with_train_val_test_uses_them_and_reads_test_only_on_load_test(t
     (tmp_path / "test" / "b" / "broken.png").write_bytes(b"not a png")
     splits = load_dataset(tmp_path)
     assert (len(splits.train), len(splits.val)) == (10, 4)
-    assert splits.val.ids.tolist() == [
-        "val/a/img_000.png", "val/a/img_001.png", "val/b/img_000.png", "val/b/img_001.png"
-    ]
+    assert splits.val.ids.tolist() == ["val/a/img_000.png", "val/a/img_001.png", "val/b/img_000.png", "val/b/img_001.png"]
     with pytest.raises(DatasetError, match=r"cannot read image 'test/b/broken\.png'"):
         splits.load_test()
 
@@ -177,9 +175,7 @@ def test_sixteen_bit_images_are_scaled_not_clipped(tmp_path: Path) -> None:
     for label, class_name in enumerate(("a", "b")):
         (tmp_path / class_name).mkdir()
         for index in range(5):
-            Image.fromarray(np.full((8, 8), 1000 + 30000 * label, dtype=np.uint16)).save(
-                tmp_path / class_name / f"{index}.png"
-            )
+            Image.fromarray(np.full((8, 8), 1000 + 30000 * label, dtype=np.uint16)).save(tmp_path / class_name / f"{index}.png")
     splits = load_dataset(tmp_path)
     values = {label: int(splits.train.images[splits.train.labels == label].max()) for label in (0, 1)}
     assert values == {0: round(1000 * 255 / 65535), 1: round(31000 * 255 / 65535)}
@@ -365,9 +361,7 @@ def test_medmnist_without_network_fails_fast_and_suggests_passing_the_npz(
     assert list(tmp_path.iterdir()) == []  # no half-downloaded file left behind
 
 
-def test_medmnist_uses_the_cached_file_with_class_names_and_ordinal_task(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_medmnist_uses_the_cached_file_with_class_names_and_ordinal_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     arrays = _medmnist_arrays()
     for split in ("train", "val", "test"):
         arrays[f"{split}_labels"] = (np.arange(len(arrays[f"{split}_labels"])) % 5).reshape(-1, 1)
@@ -446,7 +440,8 @@ def test_a_source_string_meaning_an_unregistered_source_names_the_registered_one
     (tmp_path / "numbers.tiny").write_text("")
     with pytest.raises(
         ConfigError,
-        match=r"^data: 'tiny' is not allowed; unknown data source; registered: image_folder, medmnist, npz, parquet, phantom$",
+        match=r"^data: 'tiny' is not allowed; unknown data source; registered: image_folder, manifest, medmnist, npz, "
+        r"parquet, phantom$",
     ):
         load_dataset(tmp_path / "numbers.tiny")
     with pytest.raises(ConfigError, match=r"registered: image_folder, .*; did you mean 'parquet'\?"):
@@ -454,15 +449,13 @@ def test_a_source_string_meaning_an_unregistered_source_names_the_registered_one
 
 
 def test_every_registered_data_source_is_described_for_help_and_errors() -> None:
-    assert sorted(SOURCE_FORMS) == DATA_SOURCES.names() == ["image_folder", "medmnist", "npz", "parquet", "phantom"]
+    assert sorted(SOURCE_FORMS) == DATA_SOURCES.names() == ["image_folder", "manifest", "medmnist", "npz", "parquet", "phantom"]
     for form, _ in SOURCE_FORMS.values():
         assert f"  {form} " in describe_sources()
 
 
 def test_load_options_are_checked_and_normalised_when_made() -> None:
-    options = LoadOptions(
-        image_size=np.int64(16), channels=np.int64(3), seed=np.int64(2), split_fractions=[0.5, 0.25, 0.25]
-    )
+    options = LoadOptions(image_size=np.int64(16), channels=np.int64(3), seed=np.int64(2), split_fractions=[0.5, 0.25, 0.25])
     assert options == LoadOptions(image_size=16, channels=3, seed=2, split_fractions=(0.5, 0.25, 0.25))
     assert type(options.image_size) is int and type(options.seed) is int and isinstance(options.split_fractions, tuple)
     assert (options.ordinal_or(True), LoadOptions(ordinal=False).ordinal_or(True)) == (True, False)

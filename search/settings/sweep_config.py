@@ -43,6 +43,38 @@ class SweepConfig(StrictModel):
     """Every setting of a sweep. Each field is a CLI flag too (`num_samples` is `--num-samples`)."""
 
     data: str = Field("phantom", description="dataset source (see 'Data sources' below)")
+    data_format: Literal["auto", "images", "dicom", "nifti"] = Field(
+        "auto",
+        description="which files a folder or manifest holds: auto (by suffix, DICOM also by its DICM preamble), "
+        "or only images, dicom (every file, whatever its name) or nifti",
+    )
+    window: str | None = Field(
+        None,
+        description="DICOM window after the modality LUT: lung, mediastinum, bone, brain, abdomen, liver, "
+        "soft_tissue or 'CENTER,WIDTH'; default: each file's own VOI LUT / window",
+    )
+    dicom_frame: int | None = Field(
+        None, ge=0, description="the frame of multi-frame DICOM files to read (0 is the first); default: such files are refused"
+    )
+    slices: str | None = Field(
+        None,
+        description="2D slices of each NIfTI volume, AXIS:WHICH:N: axial:middle:16 (16 central slices), "
+        "coronal:every:4, axial:foreground:0.2 (slices whose foreground share exceeds 0.2); default axial:middle:1",
+    )
+    skip_unreadable: bool = Field(False, description="leave out (and count) files that cannot be read instead of stopping")
+    patient_from_filename: str | None = Field(
+        None,
+        description="regular expression whose first group is a file name's patient, e.g. '(person\\d+)_': "
+        "one patient's images then stay in one split and real subsets keep whole patients",
+    )
+    image_root: str | None = Field(None, description="folder a manifest's relative paths start from; default: its folder")
+    path_column: str = Field("path", description="manifest column of image paths")
+    label_column: str = Field("label", description="manifest column of labels (names, or integers with --class-names)")
+    split_column: str = Field("split", description="manifest column of splits (train / val / test), used when present")
+    patient_column: str | None = Field(None, description="manifest column of patient ids; default: patient_id if present")
+    class_names: str | None = Field(
+        None, description="names of integer labels 0, 1, ..., comma-separated, e.g. 'normal,pneumonia'"
+    )
     image_size: int | None = Field(
         None, ge=8, le=1024, description="square image size in pixels; default: 32 for phantom, else the source's"
     )
@@ -61,7 +93,8 @@ class SweepConfig(StrictModel):
     max_concurrent: int | None = Field(None, ge=1, description="most trials at once; default: as many as resources allow")
     metric: str = Field("val_balanced_accuracy", description="validation metric the search optimises")
     objective: Literal["single", "multi"] = Field(
-        "single", description="single: search the metric; multi: search the metric and cost_seconds together "
+        "single",
+        description="single: search the metric; multi: search the metric and cost_seconds together "
         "(Optuna's multi-objective TPE; searcher optuna only) for the Pareto front in the report",
     )
     mode: Literal["max", "min"] | None = Field(None, description="max or min; default: min for losses, else max")
@@ -76,19 +109,28 @@ class SweepConfig(StrictModel):
     # At most 2**31 - 1: Optuna's samplers take seeds below 2**32, and finalists use seed + 1000 + r.
     seed: int = Field(0, ge=0, le=2**31 - 1, description="base seed: repeat r of every configuration uses seed + r")
     checkpoint_every: int = Field(
-        0, ge=0, le=10_000, description="every N epochs a trial's checkpoint also holds its exact training state "
+        0,
+        ge=0,
+        le=10_000,
+        description="every N epochs a trial's checkpoint also holds its exact training state "
         "(float32 weights, optimizer), so a retried or resumed trial continues from there; 0: never, and a resumed "
         "trial retrains its epochs from the start with the same seeds (cheap for CPU-sized trials; set it for long "
         "GPU trials). Checkpoints hold the best weights where they are read (the finalists'; the search's without "
         "finalists); PBT stores the state every epoch",
     )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where trials train")
-    storage: str = Field("./ray_results", description="Ray Tune storage: a folder or a URI (s3://, gs://; "
-        "AWS_ENDPOINT_URL points s3:// at MinIO or another S3-compatible store)")
+    storage: str = Field(
+        "./ray_results",
+        description="Ray Tune storage: a folder or a URI (s3://, gs://; "
+        "AWS_ENDPOINT_URL points s3:// at MinIO or another S3-compatible store)",
+    )
     name: str | None = Field(None, description="sweep name; default: <space>-<date>-<time>")
     resume: bool = Field(False, description="resume the interrupted sweep <storage>/<name>")
     max_failures: int = Field(
-        2, ge=0, le=100, description="times a failed trial is retried from its latest checkpoint (see "
+        2,
+        ge=0,
+        le=100,
+        description="times a failed trial is retried from its latest checkpoint (see "
         "checkpoint_every), e.g. after its process or node died; a trial that raises is retried too; 0: a failed trial "
         "stays failed",
     )
@@ -98,19 +140,25 @@ class SweepConfig(StrictModel):
         "else ./sweeps/<name>, copied to <storage>/<name> at the end",
     )
     twins: bool = Field(
-        True, description="after the search, train the real-only twin (synthetic proportion 0, same seeds) of every "
+        True,
+        description="after the search, train the real-only twin (synthetic proportion 0, same seeds) of every "
         "configuration with synthetic images that the searcher did not draw, for the paired synthetic effect",
     )
     final_test: bool = Field(
         True, description="after the search, retrain the finalists on fresh seeds and evaluate them once on the test split"
     )
     finalists: int = Field(
-        3, ge=0, le=50, description="configurations of the leaderboard's top retrained on fresh seeds (seed + 1000 + r) "
+        3,
+        ge=0,
+        le=50,
+        description="configurations of the leaderboard's top retrained on fresh seeds (seed + 1000 + r) "
         "with the best real-only one, then tested once on the test split; 0: no finalists and no test evaluation",
     )
     answer_budget_share: float = Field(
-        0.3, ge=0.0, lt=1.0, description="share of time_budget_s kept for the answer (real-only twins and finalists): "
-        "the search gets the rest",
+        0.3,
+        ge=0.0,
+        lt=1.0,
+        description="share of time_budget_s kept for the answer (real-only twins and finalists): the search gets the rest",
     )
     quality: QualitySettings = Field(
         default_factory=QualitySettings, description="synthetic-image quality after the sweep (synthetic_quality.csv)"
@@ -120,16 +168,20 @@ class SweepConfig(StrictModel):
     )
     generator_replicas: int = Field(1, ge=1, le=64, description="generator actors per generator; they share the generation work")
     pregenerate: bool = Field(
-        True, description="before trials start, make every image the space can ask of a noise generator (ddpm), so "
+        True,
+        description="before trials start, make every image the space can ask of a noise generator (ddpm), so "
         "trials only read the pool; off: trials make missing images when they ask",
     )
     generator_resources: GeneratorResourceSettings = Field(default_factory=GeneratorResourceSettings)
     allow_image_upload: bool = Field(
-        False, description="let image API generators (openai_images) send the trials' real training images to their "
+        False,
+        description="let image API generators (openai_images) send the trials' real training images to their "
         "host; without it a space that can draw one is refused before Ray starts",
     )
     max_api_spend_usd: float = Field(
-        5.0, ge=0, description="the most the pool may have spent on image APIs in total (USD, across sweeps); a "
+        5.0,
+        ge=0,
+        description="the most the pool may have spent on image APIs in total (USD, across sweeps); a "
         "request that would pass it fails and spends nothing",
     )
     wandb: WandbSettings = Field(default_factory=WandbSettings)
@@ -174,7 +226,9 @@ class SweepConfig(StrictModel):
             raise ValueError(f"split_fractions must be three positive shares summing to 1; got {list(self.split_fractions)}")
         if self.objective == "multi" and self.searcher != "optuna":
             raise ConfigError(
-                "objective", self.objective, f"objective 'multi' searches the metric and cost_seconds through Optuna's "
+                "objective",
+                self.objective,
+                f"objective 'multi' searches the metric and cost_seconds through Optuna's "
                 f"multi-objective sampler, and searcher {self.searcher!r} has one objective: use searcher 'optuna' "
                 "or objective 'single'",
             )

@@ -66,7 +66,13 @@ def decode_image(source: ImageSource, name: str, channels: int, image_size: int 
             raise DatasetError(f"cannot read image '{name}': {error}") from error
 
 
-def _check_one_size(pixels: np.ndarray, name: str, first_pixels: np.ndarray, first_name: str) -> None:
+def convert_pixels(pixels: np.ndarray, channels: int, image_size: int | None) -> np.ndarray:
+    """An image already decoded (uint8 [H, W] or [H, W, 3]: a DICOM file's, a NIfTI slice) as uint8 [channels, H, W],
+    resized and converted as every other image is."""
+    return _convert_and_resize(Image.fromarray(np.ascontiguousarray(pixels)), channels, image_size)
+
+
+def check_one_size(pixels: np.ndarray, name: str, first_pixels: np.ndarray, first_name: str) -> None:
     height, width = pixels.shape[1:]
     if height != width:
         raise DatasetError(
@@ -94,7 +100,7 @@ def decode_images(
     for source, name in zip(sources, names):
         pixels = decode_image(source, name, channels, image_size)
         if image_size is None:
-            _check_one_size(pixels, name, decoded[0] if decoded else pixels, names[0])
+            check_one_size(pixels, name, decoded[0] if decoded else pixels, names[0])
         decoded.append(pixels)
     if not decoded:
         size = image_size or 1
@@ -102,16 +108,12 @@ def decode_images(
     return np.stack(decoded), channels
 
 
-def convert_image_array(
-    images: np.ndarray, image_size: int | None, channels: int | None, source_name: str
-) -> np.ndarray:
+def convert_image_array(images: np.ndarray, image_size: int | None, channels: int | None, source_name: str) -> np.ndarray:
     """Resize and convert uint8 [N, C, H, W] images that are already in memory (npz sources)."""
     source_channel_count, height, width = images.shape[1:]
     target_channels = channels or source_channel_count
     if image_size is None and height != width:
-        raise DatasetError(
-            f"images in '{source_name}' are {width}x{height} px (not square); pass image_size to resize them"
-        )
+        raise DatasetError(f"images in '{source_name}' are {width}x{height} px (not square); pass image_size to resize them")
     size = image_size or height
     if size == height == width:
         if target_channels == source_channel_count:

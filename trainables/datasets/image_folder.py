@@ -1,5 +1,5 @@
-"""Loading an image folder with one subfolder per class, optionally inside train/, val/ (or
-validation/) and test/ folders; test files are opened only when `load_test` is called."""
+"""Loading a folder with one subfolder per class, optionally inside train/, val/ (or validation/) and test/
+folders, of images, DICOM files or NIfTI volumes (`file_images`); test files are opened only by `load_test`."""
 
 from __future__ import annotations
 
@@ -10,14 +10,25 @@ from pathlib import Path
 import numpy as np
 from torchvision.datasets.folder import make_dataset
 
-from trainables.datasets.image_conversion import IMAGE_SUFFIXES, decode_images
+from trainables.datasets.file_images import (
+    FORMAT_DESCRIPTIONS,
+    ListedFile,
+    channels_of_files,
+    file_kind,
+    listed_patients,
+    read_listed_files,
+)
+from trainables.datasets.image_conversion import IMAGE_SUFFIXES
 from trainables.datasets.image_set import DatasetError, DatasetSplits, ImageSet
 from trainables.datasets.load_options import LoadOptions
+from trainables.datasets.patients import PatientKeys
 from trainables.datasets.sources import DATA_SOURCES
 from trainables.datasets.splits import assemble_splits
 
 # Folder name -> split it holds.
 SPLIT_FOLDERS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
+# A DICOM media index (PACS exports and CDs carry one) is DICOM but holds no image.
+_NOT_IMAGES = frozenset({"dicomdir"})
 
 
 def _visible_folders(folder: Path) -> list[Path]:
@@ -41,9 +52,7 @@ def _split_folders(root: Path) -> dict[str, Path]:
     for folder in split_folders:
         split = SPLIT_FOLDERS[folder.name.lower()]
         if split in by_split:
-            raise DatasetError(
-                f"'{root}' has two folders for the {split} split: '{by_split[split].name}' and '{folder.name}'"
-            )
+            raise DatasetError(f"'{root}' has two folders for the {split} split: '{by_split[split].name}' and '{folder.name}'")
         by_split[split] = folder
     if "train" not in by_split:
         raise DatasetError(
@@ -62,9 +71,7 @@ def _find_class_names(class_root: Path) -> tuple[str, ...]:
             f"expected one subfolder per class, e.g. '{class_root / 'class_a' / 'image_001.png'}'"
         )
     if len(class_names) < 2:
-        raise DatasetError(
-            f"'{class_root}' has a single class folder {list(class_names)}; a classifier needs at least 2"
-        )
+        raise DatasetError(f"'{class_root}' has a single class folder {list(class_names)}; a classifier needs at least 2")
     return class_names
 
 
@@ -86,69 +93,77 @@ def _check_each_folder_once(split_root: Path, class_names: tuple[str, ...]) -> N
             first_path[real] = relative
 
 
-def _list_files(split_root: Path, class_names: tuple[str, ...], require_every_class: bool) -> list[tuple[Path, int]]:
+def _readable_file(data_format: str):
+    def is_readable(path: str) -> bool:
+        file = Path(path)
+        # Hidden files (.DS_Store, ._ resource forks) are clutter, even under --data-format dicom.
+        if file.name.startswith(".") or file.name.lower() in _NOT_IMAGES:
+            return False
+        return file_kind(file, data_format) is not None
+
+    return is_readable
+
+
+def _list_files(split_root: Path, class_names: tuple[str, ...], require_every_class: bool, data_format: str) -> list[ListedFile]:
     unknown = [folder.name for folder in _visible_folders(split_root) if folder.name not in class_names]
     if unknown:
         raise DatasetError(
-            f"'{split_root}' has folders {unknown} that are not classes of the training folder; "
-            f"classes are {list(class_names)}"
+            f"'{split_root}' has folders {unknown} that are not classes of the training folder; classes are {list(class_names)}"
         )
     _check_each_folder_once(split_root, tuple(name for name in class_names if (split_root / name).is_dir()))
     class_to_index = {class_name: index for index, class_name in enumerate(class_names)}
-    files = make_dataset(split_root, class_to_index, extensions=IMAGE_SUFFIXES, allow_empty=True)
+    files = make_dataset(split_root, class_to_index, is_valid_file=_readable_file(data_format), allow_empty=True)
     counts = np.bincount([label for _, label in files], minlength=len(class_names))
     empty = [class_name for class_name, count in zip(class_names, counts) if count == 0]
+    reads = FORMAT_DESCRIPTIONS.get(data_format, "; ".join(FORMAT_DESCRIPTIONS.values()))
     if require_every_class and empty:
-        raise DatasetError(
-            f"class folders {empty} in '{split_root}' hold no images "
-            f"(allowed file types: {', '.join(IMAGE_SUFFIXES)})"
-        )
+        raise DatasetError(f"class folders {empty} in '{split_root}' hold no images (files read: {reads})")
     if not files:
-        raise DatasetError(f"'{split_root}' holds no images (allowed file types: {', '.join(IMAGE_SUFFIXES)})")
-    return [(Path(path), label) for path, label in files]
+        raise DatasetError(f"'{split_root}' holds no images (files read: {reads})")
+    return [ListedFile(Path(path), label) for path, label in files]
 
 
-def _decode(
-    files: list[tuple[Path, int]], root: Path, image_size: int | None, channels: int | None
-) -> tuple[ImageSet, int]:
-    ids = [path.relative_to(root).as_posix() for path, _ in files]
-    images, channels = decode_images([path for path, _ in files], ids, channels, image_size)
-    labels = np.array([label for _, label in files], dtype=np.int64)
-    return ImageSet(images=images, labels=labels, ids=np.array(ids)), channels
-
-
-def _load_test_folder(root: Path, test_files: list[tuple[Path, int]], image_size: int | None, channels: int) -> ImageSet:
-    return _decode(test_files, root, image_size, channels)[0]
+def _load_test_folder(
+    root: Path, test_files: list[ListedFile], options: LoadOptions, channels: int, keys: PatientKeys
+) -> ImageSet:
+    skipped: list[str] = []
+    return read_listed_files(test_files, root, options, channels, keys, skipped)[0]
 
 
 @DATA_SOURCES.register("image_folder")
 def load_image_folder(location: str, options: LoadOptions) -> DatasetSplits:
     """The folder at `location`. Class names are the training class folders' names, sorted. Files
-    are found recursively inside each class folder; ids are paths relative to the folder. With
-    channels=None a folder of grayscale images stays grayscale and any colour image makes all RGB."""
+    are found recursively inside each class folder; ids are paths relative to the folder (a NIfTI slice's adds
+    `#axial=<index>`). With channels=None a folder of grayscale images stays grayscale and any colour image makes
+    all RGB. Patients come from --patient-from-filename, else DICOM's PatientID, else each NIfTI volume."""
     root = Path(location)
     if not root.is_dir():
         raise DatasetError(f"image folder '{root}' does not exist")
     split_folders = _split_folders(root)
+    data_format = options.data_format
     class_names = _find_class_names(split_folders.get("train", root))
-    train_files = _list_files(split_folders.get("train", root), class_names, require_every_class=True)
-    val_files = (
-        _list_files(split_folders["val"], class_names, require_every_class=False) if "val" in split_folders else []
-    )
-    # Train and val are decoded together so that one colour image in either makes both RGB.
-    train_and_val, channels = _decode(train_files + val_files, root, options.image_size, options.channels)
-    train = train_and_val.subset(np.arange(len(train_files)))
-    val = train_and_val.subset(np.arange(len(train_files), len(train_and_val))) if val_files else None
-    # The test folder is listed now (folder names, file types, links), so a wrong one fails before the sweep, not
-    # after it; its images are still opened only by load_test.
-    test_loader = (
-        functools.partial(
-            _load_test_folder, root, _list_files(split_folders["test"], class_names, require_every_class=False),
-            options.image_size, channels,
-        )
-        if "test" in split_folders
-        else None
-    )
+    train_files = _list_files(split_folders.get("train", root), class_names, True, data_format)
+    val_files = _list_files(split_folders["val"], class_names, False, data_format) if "val" in split_folders else []
+    keys = PatientKeys()
+    skipped: list[str] = []
+    # One colour image in train or val makes both RGB.
+    channels = options.channels or channels_of_files(train_files + val_files, root, options)
+    train = read_listed_files(train_files, root, options, channels, keys, skipped)[0]
+    val = read_listed_files(val_files, root, options, channels, keys, skipped)[0] if val_files else None
+    # The test folder is listed now (folder names, file types, links, patients from headers or names), so a wrong
+    # one fails before the sweep, not after it; its pixels are still read only by load_test.
+    test_loader = test_patients = None
+    if "test" in split_folders:
+        test_files = _list_files(split_folders["test"], class_names, False, data_format)
+        test_patients = listed_patients(test_files, root, options, keys)
+        test_loader = functools.partial(_load_test_folder, root, test_files, options, channels, keys)
     return assemble_splits(
-        options, name=root.resolve().name, class_names=class_names, train=train, val=val, test_loader=test_loader
+        options,
+        name=root.resolve().name,
+        class_names=class_names,
+        train=train,
+        val=val,
+        test_loader=test_loader,
+        test_patients=test_patients,
+        skipped_files=tuple(skipped),
     )
