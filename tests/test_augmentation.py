@@ -13,7 +13,7 @@ from generators.augmentation.custom import CUSTOM_OPERATIONS, CustomSettings
 from generators.augmentation.standard import RandAugmentSettings
 from spaces import AUGMENTATION_POLICIES, AugmentationSettings, ConfigError, TrialConfig
 
-BUILT_IN_POLICIES = ["autoaugment", "custom", "hflip", "none", "randaugment", "trivialaugment"]
+BUILT_IN_POLICIES = ["autoaugment", "custom", "hflip", "medical", "none", "randaugment", "trivialaugment"]
 OPERATIONS_WITH_MAGNITUDE = [
     "rotation", "shear", "translation", "brightness", "contrast", "gaussian_blur", "gaussian_noise"
 ]
@@ -220,7 +220,7 @@ def test_unknown_policy_names_the_field_and_the_registered_policies() -> None:
     with pytest.raises(
         ConfigError,
         match=r"augmentation.policy: 'randaugmnt' is not allowed; unknown augmentation policy; registered: "
-        r"autoaugment, custom, hflip, none, randaugment, trivialaugment; did you mean 'randaugment'",
+        r"autoaugment, custom, hflip, medical, none, randaugment, trivialaugment; did you mean 'randaugment'",
     ):
         policy("randaugmnt")
 

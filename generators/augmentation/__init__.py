@@ -1,5 +1,5 @@
-"""Traditional augmentation policies (torchvision v2), chosen by name, for trials and for the `oversample`
-generator alike. Each policy is one factory and one settings model registered in
+"""Traditional augmentation policies (torchvision v2; TorchIO for ``medical``), chosen by name, for trials and
+for the `oversample` generator alike. Each policy is one factory and one settings model registered in
 `spaces.AUGMENTATION_POLICIES`; `create_augmentation(settings)` builds one.
 
 Transforms draw their randomness from torch's global RNG, so seed torch (``torch.manual_seed``) to make
@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 
 # Imported for their registrations.
-from generators.augmentation import custom, standard  # noqa: F401
+from generators.augmentation import custom, medical, standard  # noqa: F401
 from generators.augmentation.batch import augment_batch
 from spaces import AUGMENTATION_POLICIES, AugmentationSettings
 
