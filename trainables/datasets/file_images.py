@@ -3,6 +3,7 @@ pydicom (one image), a NIfTI volume through nibabel (its chosen slices), each im
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +14,10 @@ import numpy as np
 from trainables.datasets.dicom_settings import DICOM_SUFFIXES, is_dicom_file
 from trainables.datasets.filename_patients import patients_from_file_names
 from trainables.datasets.image_conversion import IMAGE_SUFFIXES, check_one_size, convert_pixels, decode_image, source_channels
-from trainables.datasets.image_set import DatasetError, ImageSet
+from trainables.datasets.image_set import DatasetError, DatasetSplits, ImageSet
 from trainables.datasets.load_options import LoadOptions
 from trainables.datasets.patients import PatientKeys
+from trainables.datasets.splits import assemble_splits
 
 # pydicom and nibabel are imported where a file is read (`_readers`): trials import this package for SearchData
 # and never read a file; each costs about 0.25 s of import (measured on 2 cores).
@@ -212,3 +214,42 @@ def read_listed_files(
         groups=np.array(groups, dtype=str) if patients is not None else None,
     )
     return image_set, channels
+
+
+def splits_of_listed_files(
+    options: LoadOptions,
+    *,
+    name: str,
+    class_names: tuple[str, ...],
+    root: Path,
+    train: Sequence[ListedFile],
+    val: Sequence[ListedFile],
+    test: Sequence[ListedFile],
+) -> DatasetSplits:
+    """Train and val read now (one channel count for both, one patient salt for all three); the test files' patients
+    are read now too, without pixels, so a patient on both sides fails before the sweep, and their pixels only by
+    `load_test`. Splits not given are carved by `assemble_splits`."""
+    keys = PatientKeys()
+    skipped: list[str] = []
+    channels = options.channels or channels_of_files([*train, *val], root, options)
+    train_set = read_listed_files(train, root, options, channels, keys, skipped)[0]
+    val_set = read_listed_files(val, root, options, channels, keys, skipped)[0] if val else None
+    test_loader = test_patients = None
+    if test:
+        test_patients = listed_patients(test, root, options, keys)
+        test_loader = functools.partial(_read_test_files, list(test), root, options, channels, keys)
+    return assemble_splits(
+        options,
+        name=name,
+        class_names=class_names,
+        train=train_set,
+        val=val_set,
+        test_loader=test_loader,
+        test_patients=test_patients,
+        skipped_files=tuple(skipped),
+    )
+
+
+def _read_test_files(files: list[ListedFile], root: Path, options: LoadOptions, channels: int, keys: PatientKeys) -> ImageSet:
+    # Files skipped here were listed, not read, when the summary was written; the test split's size says it.
+    return read_listed_files(files, root, options, channels, keys, [])[0]

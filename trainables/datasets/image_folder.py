@@ -3,27 +3,17 @@ folders, of images, DICOM files or NIfTI volumes (`file_images`); test files are
 
 from __future__ import annotations
 
-import functools
 import os
 from pathlib import Path
 
 import numpy as np
 from torchvision.datasets.folder import make_dataset
 
-from trainables.datasets.file_images import (
-    FORMAT_DESCRIPTIONS,
-    ListedFile,
-    channels_of_files,
-    file_kind,
-    listed_patients,
-    read_listed_files,
-)
+from trainables.datasets.file_images import FORMAT_DESCRIPTIONS, ListedFile, file_kind, splits_of_listed_files
 from trainables.datasets.image_conversion import IMAGE_SUFFIXES
-from trainables.datasets.image_set import DatasetError, DatasetSplits, ImageSet
+from trainables.datasets.image_set import DatasetError, DatasetSplits
 from trainables.datasets.load_options import LoadOptions
-from trainables.datasets.patients import PatientKeys
 from trainables.datasets.sources import DATA_SOURCES
-from trainables.datasets.splits import assemble_splits
 
 # Folder name -> split it holds.
 SPLIT_FOLDERS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
@@ -123,13 +113,6 @@ def _list_files(split_root: Path, class_names: tuple[str, ...], require_every_cl
     return [ListedFile(Path(path), label) for path, label in files]
 
 
-def _load_test_folder(
-    root: Path, test_files: list[ListedFile], options: LoadOptions, channels: int, keys: PatientKeys
-) -> ImageSet:
-    skipped: list[str] = []
-    return read_listed_files(test_files, root, options, channels, keys, skipped)[0]
-
-
 @DATA_SOURCES.register("image_folder")
 def load_image_folder(location: str, options: LoadOptions) -> DatasetSplits:
     """The folder at `location`. Class names are the training class folders' names, sorted. Files
@@ -144,26 +127,15 @@ def load_image_folder(location: str, options: LoadOptions) -> DatasetSplits:
     class_names = _find_class_names(split_folders.get("train", root))
     train_files = _list_files(split_folders.get("train", root), class_names, True, data_format)
     val_files = _list_files(split_folders["val"], class_names, False, data_format) if "val" in split_folders else []
-    keys = PatientKeys()
-    skipped: list[str] = []
-    # One colour image in train or val makes both RGB.
-    channels = options.channels or channels_of_files(train_files + val_files, root, options)
-    train = read_listed_files(train_files, root, options, channels, keys, skipped)[0]
-    val = read_listed_files(val_files, root, options, channels, keys, skipped)[0] if val_files else None
-    # The test folder is listed now (folder names, file types, links, patients from headers or names), so a wrong
-    # one fails before the sweep, not after it; its pixels are still read only by load_test.
-    test_loader = test_patients = None
-    if "test" in split_folders:
-        test_files = _list_files(split_folders["test"], class_names, False, data_format)
-        test_patients = listed_patients(test_files, root, options, keys)
-        test_loader = functools.partial(_load_test_folder, root, test_files, options, channels, keys)
-    return assemble_splits(
+    # The test folder is listed now (folder names, file types, links), so a wrong one fails before anything is
+    # read; its pixels are read only by load_test.
+    test_files = _list_files(split_folders["test"], class_names, False, data_format) if "test" in split_folders else []
+    return splits_of_listed_files(
         options,
         name=root.resolve().name,
         class_names=class_names,
-        train=train,
-        val=val,
-        test_loader=test_loader,
-        test_patients=test_patients,
-        skipped_files=tuple(skipped),
+        root=root,
+        train=train_files,
+        val=val_files,
+        test=test_files,
     )

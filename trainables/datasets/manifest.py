@@ -3,19 +3,16 @@ labels, with an optional split column and patient column, the way CheXpert, ISIC
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from trainables.datasets.file_images import ListedFile, channels_of_files, listed_patients, read_listed_files
-from trainables.datasets.image_set import DatasetError, DatasetSplits, ImageSet
+from trainables.datasets.file_images import ListedFile, splits_of_listed_files
+from trainables.datasets.image_set import DatasetError, DatasetSplits
 from trainables.datasets.load_options import LoadOptions, ManifestColumns
-from trainables.datasets.patients import PatientKeys
 from trainables.datasets.sources import DATA_SOURCES
-from trainables.datasets.splits import assemble_splits
 
 MANIFEST_SUFFIXES = (".csv", ".tsv")
 DEFAULT_PATIENT_COLUMN = "patient_id"
@@ -125,10 +122,6 @@ def _class_names_and_labels(rows: list[_Row], columns: ManifestColumns, path: Pa
     return names, [names.index(value) for value in values]
 
 
-def _load_test(image_root: Path, files: list[ListedFile], options: LoadOptions, channels: int, keys: PatientKeys) -> ImageSet:
-    return read_listed_files(files, image_root, options, channels, keys, [])[0]
-
-
 @DATA_SOURCES.register("manifest")
 def load_manifest(location: str, options: LoadOptions) -> DatasetSplits:
     """The manifest at `location`: columns path, label, optional split (train / val / test) and patient
@@ -146,22 +139,12 @@ def load_manifest(location: str, options: LoadOptions) -> DatasetSplits:
         listed[row.split or "train"].append(ListedFile(row.path, label, row.patient))
     if not listed["train"]:
         raise DatasetError(f"manifest '{path}' has no rows in the train split (column {columns.split!r})")
-    keys = PatientKeys()
-    skipped: list[str] = []
-    channels = options.channels or channels_of_files(listed["train"] + listed["val"], image_root, options)
-    train = read_listed_files(listed["train"], image_root, options, channels, keys, skipped)[0]
-    val = read_listed_files(listed["val"], image_root, options, channels, keys, skipped)[0] if listed["val"] else None
-    test_loader = test_patients = None
-    if listed["test"]:
-        test_patients = listed_patients(listed["test"], image_root, options, keys)
-        test_loader = functools.partial(_load_test, image_root, listed["test"], options, channels, keys)
-    return assemble_splits(
+    return splits_of_listed_files(
         options,
         name=path.stem,
         class_names=class_names,
-        train=train,
-        val=val,
-        test_loader=test_loader,
-        test_patients=test_patients,
-        skipped_files=tuple(skipped),
+        root=image_root,
+        train=listed["train"],
+        val=listed["val"],
+        test=listed["test"],
     )
